@@ -1,0 +1,82 @@
+"""Sessions of the template repository; CI (.ci/run) runs the README's `tests` command.
+
+    nox -s demo     # render the defaults into build/demo and run the project's whole local pipeline
+    nox -s tests    # the harness: option matrix, golden manifests, bad inputs, generated suites
+    nox -s lint     # ruff on the template and on a rendered project
+    nox -s golden   # rewrite tests/golden/*.txt after an intended change of the file set
+    nox -s bench    # print render time and the generated suite's wall time (no assertions)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).resolve().parent
+LOCK = "{{cookiecutter.project_slug}}/requirements/lock.txt"
+BUILD = ROOT / "build"
+
+
+def install(session: nox.Session) -> None:
+    """The generated project's exact lock plus the template tools: one environment for both."""
+    session.install("-r", LOCK, "-r", "requirements/template.txt")
+
+
+def render_defaults(session: nox.Session, name: str) -> Path:
+    out = BUILD / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    session.run("python", "scripts/render.py", "-o", str(out), silent=True)
+    (project,) = [p for p in out.iterdir() if p.is_dir()]
+    return project
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    install(session)
+    session.run("python", "-m", "pytest", "tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    install(session)
+    session.run("ruff", "check", "--no-cache", ".")
+    project = render_defaults(session, "lint")
+    session.run("ruff", "check", "--no-cache", str(project))
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    install(session)
+    project = render_defaults(session, "demo")
+    session.install("--no-deps", "-e", str(project))
+    package = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]["package_name"]
+    session.chdir(project)
+    session.log(f"rendered {project}; running its local pipeline")
+    session.run("python", "-m", package, "bundle-check")
+    session.run("python", "-m", package, "run", "all", "--target", "local", "--json")
+    session.log(f"demo finished: the project is in {project}, its local state in {project / '.local'}")
+
+
+@nox.session
+def golden(session: nox.Session) -> None:
+    install(session)
+    session.run("python", "-m", "pytest", "tests/test_render.py", "-k", "golden", env={"UPDATE_GOLDEN": "1"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    install(session)
+    session.run("python", "scripts/bench.py", *session.posargs)
+
+
+if __name__ == "__main__":
+    sys.exit("run with nox: python -m nox -s <session>")

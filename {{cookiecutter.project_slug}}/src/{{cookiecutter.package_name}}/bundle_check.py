@@ -1,0 +1,458 @@
+"""``bundle-check``: what ``databricks bundle validate`` checks, without a workspace.
+
+The Databricks CLI needs workspace credentials even to validate.  This module repeats the
+checks that need none, for every target after target merging:
+
+* includes: Go ``filepath.Glob`` semantics from the bundle root (no recursive ``**``), a
+  non-glob include must exist, only .yml/.yaml/.json; duplicate resource keys across files;
+* target merging (deep merge; keyed lists such as tasks by ``task_key``), variables that a
+  target sets must be declared, and every variable resolves (``--var`` > ``BUNDLE_VAR_x`` >
+  target value > default);
+* every ``${...}`` reference points at something that exists;
+* typed resources through the ``databricks-bundles`` dataclasses (unknown fields at any
+  depth, bad numbers and enum values);
+* notebook and Python file paths relative to the YAML file, the notebook header;
+* ``job_cluster_key``, ``environment_key`` and ``depends_on`` all defined; ``mode``.
+
+Each problem is one line: ``<file>: <key path>: <what is wrong>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NOTEBOOK_HEADER = "# Databricks notebook source"
+ROOT_KEYS = {
+    "bundle", "include", "variables", "targets", "resources", "workspace", "presets",
+    "permissions", "run_as", "artifacts", "sync", "experimental", "python", "scripts",
+}
+TARGET_KEYS = {
+    "default", "mode", "workspace", "variables", "resources", "run_as", "presets",
+    "permissions", "bundle", "artifacts", "sync", "git", "cluster_id", "compute_id",
+}
+INCLUDED_FILE_KEYS = {"resources", "targets", "variables"}
+# Lists merged element-wise by a key when a target overrides them.
+KEYED_LISTS = {
+    "tasks": "task_key",
+    "job_clusters": "job_cluster_key",
+    "parameters": "name",
+    "environments": "environment_key",
+    "grants": "principal",
+}
+MODES = ("development", "production")
+REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\-\[\]]+)\}")
+NOT_CHECKED_OFFLINE = (
+    "workspace authentication and the current user (a placeholder user is used)",
+    "that catalogs, groups, service principals and cluster policies exist",
+    "lookup variables (their values come from the workspace)",
+    "permission levels that the workspace accepts for your identity",
+)
+
+
+def resource_classes() -> dict[str, type]:
+    """Resource type (as in ``resources:``) to its typed dataclass in databricks-bundles."""
+    from databricks.bundles.experiments import MlflowExperiment
+    from databricks.bundles.jobs import Job
+    from databricks.bundles.model_serving_endpoints import ModelServingEndpoint
+    from databricks.bundles.quality_monitors import QualityMonitor
+    from databricks.bundles.registered_models import RegisteredModel
+    from databricks.bundles.schemas import Schema
+    from databricks.bundles.volumes import Volume
+
+    return {
+        "jobs": Job,
+        "schemas": Schema,
+        "volumes": Volume,
+        "registered_models": RegisteredModel,
+        "experiments": MlflowExperiment,
+        "quality_monitors": QualityMonitor,
+        "model_serving_endpoints": ModelServingEndpoint,
+    }
+
+
+@dataclass
+class Bundle:
+    root: Path
+    config: dict[str, Any]
+    origins: dict[tuple[str, str], Path] = field(default_factory=dict)  # (type, key) -> file
+    problems: list[str] = field(default_factory=list)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+
+def _load_yaml(path: Path, problems: list[str], root: Path) -> dict[str, Any] | None:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        problems.append(f"{path.relative_to(root)}: not valid YAML: {exc}".replace("\n", " "))
+        return None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path.relative_to(root)}: the top level must be a mapping")
+        return None
+    return data
+
+
+def _go_glob(root: Path, pattern: str) -> list[Path]:
+    """Go's filepath.Glob: ``**`` is an ordinary ``*`` (no recursion)."""
+    flat = re.sub(r"\*\*+", "*", pattern)
+    return sorted(root / p for p in glob.glob(flat, root_dir=root, recursive=False))
+
+
+def load_bundle(root: Path) -> Bundle:
+    """Read databricks.yml and its includes, collecting structural problems."""
+    problems: list[str] = []
+    main_file = root / "databricks.yml"
+    if not main_file.is_file():
+        return Bundle(root, {}, problems=[f"{main_file}: missing (the bundle root needs databricks.yml)"])
+    config = _load_yaml(main_file, problems, root) or {}
+    bundle = Bundle(root, config, problems=problems)
+    for key in config:
+        if key not in ROOT_KEYS:
+            problems.append(f"databricks.yml: {key}: unknown top-level key")
+    resources = config.setdefault("resources", {}) or {}
+    config["resources"] = resources
+    for rtype, items in resources.items():
+        for rkey in items or {}:
+            bundle.origins[(rtype, rkey)] = main_file
+
+    includes = config.get("include", []) or []
+    if not isinstance(includes, list):
+        problems.append("databricks.yml: include: must be a list of paths or globs")
+        includes = []
+    for pattern in includes:
+        if not str(pattern).endswith((".yml", ".yaml", ".json")):
+            problems.append(f"databricks.yml: include: {pattern!r}: only .yml, .yaml and .json files")
+            continue
+        matches = _go_glob(root, pattern)
+        if not matches and not glob.has_magic(pattern):
+            problems.append(f"databricks.yml: include: {pattern!r}: no such file")
+        for path in matches:
+            if path.suffix not in (".yml", ".yaml", ".json"):
+                continue
+            data = _load_yaml(path, problems, root)
+            if data is None:
+                continue
+            for key in data:
+                if key not in INCLUDED_FILE_KEYS:
+                    problems.append(f"{bundle.rel(path)}: {key}: not allowed in an included file")
+            for rtype, items in (data.get("resources") or {}).items():
+                target_items = resources.setdefault(rtype, {})
+                for rkey, value in (items or {}).items():
+                    if rkey in target_items:
+                        first = bundle.rel(bundle.origins[(rtype, rkey)])
+                        problems.append(
+                            f"{bundle.rel(path)}: resources.{rtype}.{rkey}: duplicate resource key "
+                            f"(also defined in {first})"
+                        )
+                        continue
+                    target_items[rkey] = value
+                    bundle.origins[(rtype, rkey)] = path
+            for section in ("targets", "variables"):
+                for name, value in (data.get(section) or {}).items():
+                    merged = config.setdefault(section, {})
+                    merged[name] = deep_merge(merged.get(name, {}), value)
+    return bundle
+
+
+def deep_merge(base: Any, override: Any, key: str | None = None) -> Any:
+    """Merge as the CLI merges a target into the root: mappings recursively, keyed lists
+    element-wise by their key, other values replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for k, v in override.items():
+            merged[k] = deep_merge(base[k], v, k) if k in base else copy.deepcopy(v)
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key in KEYED_LISTS:
+        id_key = KEYED_LISTS[key]
+        merged_list = [copy.deepcopy(item) for item in base]
+        positions = {item.get(id_key): i for i, item in enumerate(merged_list) if isinstance(item, dict)}
+        for item in override:
+            ident = item.get(id_key) if isinstance(item, dict) else None
+            if ident is not None and ident in positions:
+                merged_list[positions[ident]] = deep_merge(merged_list[positions[ident]], item)
+            else:
+                merged_list.append(copy.deepcopy(item))
+        return merged_list
+    return copy.deepcopy(override)
+
+
+def merge_target(config: dict[str, Any], name: str, problems: list[str]) -> dict[str, Any]:
+    target = (config.get("targets") or {}).get(name) or {}
+    where = f"databricks.yml: targets.{name}"
+    for key in target:
+        if key not in TARGET_KEYS:
+            problems.append(f"{where}.{key}: unknown target key")
+    mode = target.get("mode")
+    if mode is not None and mode not in MODES:
+        problems.append(f"{where}.mode: {mode!r} is not one of {', '.join(MODES)}")
+    merged = {k: copy.deepcopy(v) for k, v in config.items() if k not in ("targets", "include")}
+    for section in ("bundle", "workspace", "resources", "presets", "permissions", "artifacts", "sync"):
+        if section in target:
+            merged[section] = deep_merge(merged.get(section, {} if section != "permissions" else []),
+                                         target[section], section)
+    for section in ("run_as", "mode"):
+        if section in target:
+            merged[section] = copy.deepcopy(target[section])
+    declared = config.get("variables") or {}
+    for var in target.get("variables") or {}:
+        if var not in declared:
+            problems.append(f"{where}.variables.{var}: variable is not declared in the top-level variables")
+    merged["_target_variables"] = target.get("variables") or {}
+    return merged
+
+
+def resolve_variables(
+    config: dict[str, Any], target_name: str, target_vars: dict[str, Any], cli_vars: dict[str, str],
+    problems: list[str],
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, spec in (config.get("variables") or {}).items():
+        spec = spec if isinstance(spec, dict) else {"default": spec}
+        env_name = f"BUNDLE_VAR_{name}"
+        if name in cli_vars:
+            values[name] = cli_vars[name]
+        elif env_name in os.environ:
+            values[name] = os.environ[env_name]
+        elif name in target_vars:
+            value = target_vars[name]
+            values[name] = value.get("default") if isinstance(value, dict) and "lookup" not in value else value
+        elif "default" in spec:
+            values[name] = spec["default"]
+        elif "lookup" in spec:
+            values[name] = f"<lookup:{name}>"
+        else:
+            problems.append(
+                f"databricks.yml: variables.{name}: no value assigned to required variable for target "
+                f"{target_name} (set a default, targets.{target_name}.variables.{name}, --var or {env_name})"
+            )
+    return values
+
+
+def _walk(node: Any, path: str) -> Iterator[tuple[str, Any, Any, Any]]:
+    """Yield (path, container, key, value) for every scalar string in the tree."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if isinstance(v, str):
+                yield sub, node, k, v
+            else:
+                yield from _walk(v, sub)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            sub = f"{path}[{i}]"
+            if isinstance(v, str):
+                yield sub, node, i, v
+            else:
+                yield from _walk(v, sub)
+
+
+def interpolate(merged: dict[str, Any], variables: dict[str, Any], target: str, problems: list[str]) -> None:
+    """Replace ``${var.x}``, ``${bundle.*}`` and ``${workspace.*}``; check ``${resources.*}``."""
+    bundle_name = str((merged.get("bundle") or {}).get("name", ""))
+    workspace = dict(merged.get("workspace") or {})
+    user = "offline-user@example.com"
+    workspace.setdefault("root_path", f"/Workspace/Users/{user}/.bundle/{bundle_name}/{target}")
+    known = {
+        "bundle.name": bundle_name,
+        "bundle.target": target,
+        "workspace.current_user.userName": user,
+        "workspace.current_user.short_name": "offline_user",
+        "workspace.current_user.domain_friendly_name": "offline_user",
+        "workspace.root_path": workspace["root_path"],
+        "workspace.file_path": workspace.get("file_path", f"{workspace['root_path']}/files"),
+        "workspace.host": str(workspace.get("host", "")),
+    }
+    resources = merged.get("resources") or {}
+
+    def lookup(ref: str, where: str, depth: int = 0) -> Any:
+        shown = "${" + ref + "}"
+        if depth > 10:
+            problems.append(f"{where}: {shown}: reference cycle")
+            return ""
+        if ref.startswith("var."):
+            name = ref[4:].split(".")[0]
+            if name not in variables:
+                problems.append(f"{where}: {shown}: variable {name!r} is not declared")
+                return ""
+            return substitute_tree(copy.deepcopy(variables[name]), where, depth + 1)
+        if ref.startswith("resources."):
+            parts = ref.split(".")
+            if len(parts) < 4 or parts[2] not in (resources.get(parts[1]) or {}):
+                problems.append(f"{where}: {shown}: no such resource")
+            return None  # resolved only at deploy time
+        if ref in known:
+            return known[ref]
+        problems.append(f"{where}: {shown}: unknown reference")
+        return ""
+
+    def substitute(value: Any, where: str, depth: int = 0) -> Any:
+        if not isinstance(value, str):
+            return value
+        whole = REFERENCE.fullmatch(value)
+        if whole:
+            result = lookup(whole.group(1), where, depth)
+            return value if result is None else result
+
+        def repl(match: re.Match[str]) -> str:
+            result = lookup(match.group(1), where, depth)
+            return match.group(0) if result is None else str(result)
+
+        return REFERENCE.sub(repl, value)
+
+    def substitute_tree(value: Any, where: str, depth: int) -> Any:
+        if isinstance(value, dict | list):
+            for path, container, key, leaf in list(_walk(value, where)):
+                container[key] = substitute(leaf, path, depth)
+            return value
+        return substitute(value, where, depth)
+
+    for section in ("bundle", "workspace", "resources", "presets", "run_as", "permissions"):
+        for path, container, key, value in list(_walk(merged.get(section), section)):
+            container[key] = substitute(value, path)
+
+
+def check_resources(bundle: Bundle, merged: dict[str, Any], target: str, problems: list[str]) -> None:
+    classes = resource_classes()
+    for rtype, items in (merged.get("resources") or {}).items():
+        for rkey, spec in (items or {}).items():
+            origin = bundle.origins.get((rtype, rkey), bundle.root / "databricks.yml")
+            where = f"{bundle.rel(origin)}: resources.{rtype}.{rkey}"
+            cls = classes.get(rtype)
+            if cls is None:
+                problems.append(f"{where}: resource type {rtype!r} is not checked offline by this tool")
+                continue
+            if not isinstance(spec, dict):
+                problems.append(f"{where}: must be a mapping")
+                continue
+            try:
+                cls.from_dict(spec)
+            except (ValueError, TypeError, KeyError) as exc:
+                problems.append(f"{where}: {exc} (target {target})")
+            if rtype == "jobs":
+                check_job(bundle, origin, where, spec, problems)
+
+
+def _tasks(job: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for i, task in enumerate(job.get("tasks") or []):
+        if isinstance(task, dict):
+            yield f"tasks[{i}]", task
+            nested = (task.get("for_each_task") or {}).get("task")
+            if isinstance(nested, dict):
+                yield f"tasks[{i}].for_each_task.task", nested
+
+
+def check_job(bundle: Bundle, origin: Path, where: str, job: dict[str, Any], problems: list[str]) -> None:
+    base = origin.parent
+    clusters = {c.get("job_cluster_key") for c in job.get("job_clusters") or [] if isinstance(c, dict)}
+    environments = {e.get("environment_key") for e in job.get("environments") or [] if isinstance(e, dict)}
+    top_tasks = [t for t in job.get("tasks") or [] if isinstance(t, dict)]
+    keys = [t.get("task_key") for t in top_tasks]
+    for dup in sorted({k for k in keys if k and keys.count(k) > 1}):
+        problems.append(f"{where}.tasks: task_key {dup!r} is used twice")
+    for path, task in _tasks(job):
+        name = f"{where}.{path}({task.get('task_key')})"
+        for dep in task.get("depends_on") or []:
+            if isinstance(dep, dict) and dep.get("task_key") not in keys:
+                problems.append(f"{name}.depends_on: task {dep.get('task_key')!r} is not a task of this job")
+        cluster = task.get("job_cluster_key")
+        if cluster is not None and cluster not in clusters:
+            problems.append(f"{name}.job_cluster_key: {cluster!r} is not defined in job_clusters")
+        env = task.get("environment_key")
+        if env is not None and env not in environments:
+            problems.append(f"{name}.environment_key: {env!r} is not defined in environments")
+        if task.get("existing_cluster_id"):
+            problems.append(f"{name}.existing_cluster_id: jobs must not run on all-purpose clusters")
+        notebook = (task.get("notebook_task") or {}).get("notebook_path")
+        if notebook and not str(notebook).startswith(("/", "${")):
+            file = _existing(base / notebook)
+            if file is None:
+                problems.append(f"{name}.notebook_task.notebook_path: {notebook!r} does not exist "
+                                f"(relative to {bundle.rel(origin)})")
+            elif not _is_notebook(file):
+                problems.append(f"{name}.notebook_task.notebook_path: {bundle.rel(file)} does not start "
+                                f"with {NOTEBOOK_HEADER!r}")
+        python_file = (task.get("spark_python_task") or {}).get("python_file")
+        if python_file and not str(python_file).startswith(("/", "${", "dbfs:")):
+            file = _existing(base / python_file)
+            if file is None:
+                problems.append(f"{name}.spark_python_task.python_file: {python_file!r} does not exist")
+            elif _is_notebook(file):
+                problems.append(f"{name}.spark_python_task.python_file: {bundle.rel(file)} is a notebook; "
+                                "use notebook_task")
+
+
+def _existing(path: Path) -> Path | None:
+    for candidate in (path, path.with_name(path.name + ".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _is_notebook(path: Path) -> bool:
+    with path.open(encoding="utf-8") as handle:
+        return handle.readline().strip() == NOTEBOOK_HEADER
+
+
+def check(root: Path, targets: list[str] | None = None, cli_vars: dict[str, str] | None = None
+          ) -> tuple[list[str], list[str]]:
+    """Return (problems, targets checked)."""
+    bundle = load_bundle(root)
+    problems = bundle.problems
+    declared = list((bundle.config.get("targets") or {}).keys())
+    if not declared:
+        problems.append("databricks.yml: targets: no targets defined")
+    defaults = [t for t in declared if (bundle.config["targets"][t] or {}).get("default")]
+    if len(defaults) > 1:
+        problems.append(f"databricks.yml: targets: more than one default target ({', '.join(defaults)})")
+    chosen = targets or declared
+    for name in chosen:
+        if name not in declared:
+            problems.append(f"databricks.yml: targets.{name}: no such target (have {', '.join(declared)})")
+            continue
+        merged = merge_target(bundle.config, name, problems)
+        variables = resolve_variables(bundle.config, name, merged.pop("_target_variables"), cli_vars or {},
+                                      problems)
+        interpolate(merged, variables, name, problems)
+        check_resources(bundle, merged, name, problems)
+    unique = list(dict.fromkeys(problems))
+    return unique, [t for t in chosen if t in declared]
+
+
+def parse_vars(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--var {pair!r}: use --var name=value")
+        values[name] = value
+    return values
+
+
+def main(root: Path, targets: list[str] | None, var_pairs: list[str]) -> int:
+    problems, checked = check(root, targets, parse_vars(var_pairs))
+    for line in problems:
+        print(line)
+    print(f"checked targets: {', '.join(checked) or 'none'}", file=sys.stderr)
+    for item in NOT_CHECKED_OFFLINE:
+        print(f"not checked offline: {item}", file=sys.stderr)
+    if problems:
+        print(f"bundle-check: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print("bundle-check: OK", file=sys.stderr)
+    return 0

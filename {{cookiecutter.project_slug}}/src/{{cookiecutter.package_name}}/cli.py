@@ -1,0 +1,82 @@
+"""One command line for notebooks, jobs and local runs.
+
+    python -m PACKAGE run all --target local [--local-dir DIR] [--json]
+    python -m PACKAGE run bootstrap --target dev --catalog c --schema s
+    python -m PACKAGE bundle-check [--target T] [--var name=value]
+    python -m PACKAGE stages
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import bundle_check, pipeline
+from .config import ConfigError, project_root, target_config
+from .runtime import ENGINES, PlatformError, open_runtime
+
+USAGE = (__doc__ or "").replace("PACKAGE", str(__package__))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}", description=USAGE,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run pipeline stages in order")
+    run.add_argument("stages", nargs="+", metavar="STAGE", help="stage names, or all")
+    run.add_argument("--target", default="local", help="target from conf/targets.yml (default: local)")
+    run.add_argument("--local-dir", type=Path, default=None,
+                     help="folder for all local state (default: .local in the project)")
+    run.add_argument("--engine", choices=ENGINES, default="sail",
+                     help="local engine: sail (embedded, Delta built in) or jvm (needs the Delta jars)")
+    run.add_argument("--catalog", help="override the target's catalog (jobs pass the bundle's names)")
+    run.add_argument("--schema", help="override the target's schema (dev mode prefixes it)")
+    run.add_argument("--run-id", help="id recorded in pipeline_runs; reuse it to make a rerun idempotent")
+    run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+
+    check = commands.add_parser("bundle-check", help="validate databricks.yml and resources/ offline")
+    check.add_argument("--target", action="append", dest="targets",
+                       help="target to check (repeatable; default: every target)")
+    check.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                       help="bundle variable value, as databricks bundle --var")
+
+    commands.add_parser("stages", help="list the stages in run order")
+    return parser
+
+
+def _run(args: argparse.Namespace, root: Path) -> int:
+    stages = pipeline.resolve_stages(args.stages)
+    target = target_config(root, args.target)
+    local_dir = args.local_dir or root / ".local"
+    with open_runtime(
+        target=target.name,
+        catalog=args.catalog or target.catalog,
+        schema=args.schema or target.schema,
+        platform=target.platform,
+        local_dir=local_dir,
+        engine=args.engine,
+    ) as rt:
+        summary = pipeline.run_stages(rt, stages, run_id=args.run_id)
+    if args.json:
+        print(summary.to_json())
+        print(summary.to_text(), file=sys.stderr)
+    else:
+        print(summary.to_text())
+    return 0 if summary.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "stages":
+            print("\n".join(pipeline.STAGES))
+            return 0
+        root = project_root()
+        if args.command == "bundle-check":
+            return bundle_check.main(root, args.targets, args.var)
+        return _run(args, root)
+    except (ConfigError, PlatformError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

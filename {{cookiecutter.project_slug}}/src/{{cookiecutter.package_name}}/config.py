@@ -1,0 +1,71 @@
+"""Per-target settings, read from ``conf/targets.yml`` in the project root."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PLATFORMS = ("local", "databricks")
+PROJECT_DIR_VARIABLE = f"{str(__package__).upper()}_PROJECT_DIR"
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is wrong; the message names the file, key and fix."""
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    name: str
+    platform: str
+    catalog: str
+    schema: str
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The directory holding ``databricks.yml``: searched upward from ``start`` (default: the
+    working directory), then from this package's own location (editable installs, workspace files)."""
+    env = os.environ.get(PROJECT_DIR_VARIABLE)
+    if env:
+        return Path(env).resolve()
+    for origin in (start or Path.cwd(), Path(__file__).resolve()):
+        for candidate in (origin, *origin.parents):
+            if (candidate / "databricks.yml").is_file() and (candidate / "conf").is_dir():
+                return candidate
+    raise ConfigError(
+        "cannot find the project directory (a folder with databricks.yml and conf/). "
+        f"Fix: run from inside the project or set {PROJECT_DIR_VARIABLE}"
+    )
+
+
+def load_targets(root: Path) -> dict[str, TargetConfig]:
+    path = root / "conf" / "targets.yml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: missing. Fix: restore conf/targets.yml from the template") from exc
+    targets = raw.get("targets")
+    if not isinstance(targets, dict) or not targets:
+        raise ConfigError(f"{path}: 'targets' must be a mapping of target name to settings")
+    result = {}
+    for name, settings in targets.items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{path}: targets.{name} must be a mapping")
+        missing = [key for key in ("platform", "catalog", "schema") if not settings.get(key)]
+        if missing:
+            raise ConfigError(f"{path}: targets.{name} lacks {', '.join(missing)}")
+        if settings["platform"] not in PLATFORMS:
+            raise ConfigError(
+                f"{path}: targets.{name}.platform is {settings['platform']!r}. Fix: use one of {PLATFORMS}"
+            )
+        result[name] = TargetConfig(name, settings["platform"], str(settings["catalog"]), str(settings["schema"]))
+    return result
+
+
+def target_config(root: Path, name: str) -> TargetConfig:
+    targets = load_targets(root)
+    if name not in targets:
+        raise ConfigError(f"unknown target {name!r}. Fix: use one of {', '.join(targets)} (conf/targets.yml)")
+    return targets[name]

@@ -1,0 +1,36 @@
+"""The bridge from a Databricks notebook's widgets to the command line.
+
+Every notebook is: install requirements, put ``src`` on the path, then one call::
+
+    run_stage(dbutils, "bootstrap")
+
+Job parameters arrive as widgets of the same name; an empty widget falls back to the
+target's settings in conf/targets.yml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cli import main
+
+WIDGETS = ("target", "catalog", "schema", "run_id")
+
+
+def notebook_args(widget_values: dict[str, str], stages: tuple[str, ...]) -> list[str]:
+    args = ["run", *stages, "--target", widget_values.get("target") or "dev"]
+    for name in ("catalog", "schema", "run_id"):
+        value = widget_values.get(name)
+        if value:
+            args += [f"--{name.replace('_', '-')}", value]
+    return args
+
+
+def run_stage(dbutils: Any, *stages: str) -> None:
+    """Declare the widgets, read them, run the stages; raise so the job task fails on error."""
+    for name in WIDGETS:
+        dbutils.widgets.text(name, "")
+    values = {name: dbutils.widgets.get(name) for name in WIDGETS}
+    exit_code = main(notebook_args(values, stages))
+    if exit_code != 0:
+        raise RuntimeError(f"{', '.join(stages)} failed with exit code {exit_code}; see the output above")

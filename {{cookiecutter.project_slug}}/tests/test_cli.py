@@ -1,0 +1,69 @@
+"""The command line, run as a user runs it: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+
+def cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    return subprocess.run([sys.executable, "-m", PACKAGE, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.sail
+def test_run_all_locally_prints_a_json_summary(tmp_path):
+    result = cli("run", "all", "--target", "local", "--local-dir", str(tmp_path), "--json", "--run-id", "cli")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["ok"] is True and summary["run_id"] == "cli"
+    assert [s["name"] for s in summary["stages"]] == ["bootstrap"]
+    assert summary["audit"]["name"].endswith(".pipeline_runs") and summary["audit"]["version"] == 0
+    assert "[1/1] bootstrap" in result.stderr
+    assert (tmp_path / "warehouse").is_dir() and not (PROJECT / ".local" / "cli").exists()
+
+
+def test_unknown_stage_is_a_clear_error():
+    result = cli("run", "trian", "--target", "local")
+    assert result.returncode == 2
+    assert "unknown stage 'trian'" in result.stderr and "Known stages: bootstrap" in result.stderr
+
+
+def test_unknown_flag_is_a_clear_error():
+    result = cli("run", "all", "--targte", "local")
+    assert result.returncode == 2 and "unrecognized arguments: --targte" in result.stderr
+
+
+def test_unknown_target_is_a_clear_error():
+    result = cli("run", "all", "--target", "qa")
+    assert result.returncode == 2 and "unknown target 'qa'" in result.stderr
+
+
+def test_databricks_target_refuses_to_run_off_databricks():
+    result = cli("run", "bootstrap", "--target", "prod")
+    assert result.returncode == 2 and "runs on Databricks" in result.stderr
+
+
+def test_bad_engine_is_rejected():
+    result = cli("run", "all", "--engine", "duckdb")
+    assert result.returncode == 2 and "invalid choice: 'duckdb'" in result.stderr
+
+
+def test_stages_lists_run_order():
+    result = cli("stages")
+    assert result.returncode == 0 and result.stdout.split() == ["bootstrap"]
+
+
+def test_works_from_a_subfolder_of_the_project():
+    result = cli("bundle-check", "--target", "dev", cwd=PROJECT / "notebooks")
+    assert result.returncode == 0, result.stdout + result.stderr
