@@ -62,7 +62,10 @@ def demo(session: nox.Session) -> None:
     session.chdir(project)
     session.log(f"rendered {project}; running its local pipeline")
     session.run("python", "-m", package, "bundle-check")
+    session.run("python", "-m", package, "sample-data")
     session.run("python", "-m", package, "run", "all", "--target", "local", "--json")
+    session.log("second run on the same landing files: nothing new, nothing written")
+    session.run("python", "-m", package, "run", "ingest", "--target", "local")
     session.log(f"demo finished: the project is in {project}, its local state in {project / '.local'}")
 
 

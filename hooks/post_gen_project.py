@@ -27,6 +27,10 @@ def ci(platform: str) -> bool:
 PRUNE: dict[str, bool] = {
     ".github": ci("github_actions"),
     ".azure": ci("azure_devops"),
+    "conf/contracts/churn_events.yml": CONTEXT["problem_type"] == "classification",
+    "conf/expectations/churn_events.json": CONTEXT["problem_type"] == "classification",
+    "conf/contracts/sales_events.yml": CONTEXT["problem_type"] == "regression",
+    "conf/expectations/sales_events.json": CONTEXT["problem_type"] == "regression",
 }
 
 # Keys cookiecutter adds about this particular run, not answers worth replaying.

@@ -2,7 +2,9 @@
 
 * render: wall time of one cookiecutter render (mean and best of N), target <= 0.2 s;
 * generated suite: wall time of the default project's own tests, both lanes in one
-  pytest run and each lane alone, target <= 45 s.
+  pytest run and each lane alone, target <= 45 s;
+* ingestion: the default project's ``bench ingest`` (bronze -> gold against a bare
+  read -> Delta write of the same files, and a rerun with no new files).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def time_suite(project: Path, *marker: str) -> tuple[float, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--renders", type=int, default=20)
+    parser.add_argument("--ingest-rows", type=int, action="append",
+                        help="sample records for the ingestion benchmark (repeatable; default 1000000)")
     args = parser.parse_args()
 
     timings = time_renders(args.renders)
@@ -53,7 +57,11 @@ def main() -> int:
         for label, marker in (("both lanes", ()), ("jvm lane", ("-m", "jvm")), ("sail lane", ("-m", "sail"))):
             elapsed, last = time_suite(project, *marker)
             suffix = " (target <= 45 s)" if label == "both lanes" else ""
-            print(f"generated suite, {label}: {elapsed:.1f} s wall{suffix}  [{last}]")
+            print(f"generated suite, {label}: {elapsed:.1f} s wall{suffix}  [{last}]", flush=True)
+        package = next((project / "src").iterdir()).name
+        sizes = [arg for rows in (args.ingest_rows or [1_000_000]) for arg in ("--rows", str(rows))]
+        env = {**os.environ, "PYTHONPATH": str(project / "src")}
+        subprocess.run([sys.executable, "-m", package, "bench", "ingest", *sizes], cwd=project, env=env, check=True)
     return 0
 
 

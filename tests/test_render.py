@@ -19,7 +19,8 @@ UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
 
 # Braces that legitimately survive rendering: GitHub/Azure expressions and Databricks dynamic values.
 ALLOWED_BRACES = re.compile(r"\$\{\{[^{}]*\}\}|\{\{(?:job|tasks|run|workspace|backfill)\.[A-Za-z0-9_.\[\]-]+\}\}")
-LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}|cookiecutter\.(?!json)")
+# Jinja openers (an f-string's "{x:.2%}" legitimately contains "%}") and unrendered variables.
+LEFTOVER = re.compile(r"\{\{|\{%|\{#|cookiecutter\.(?!json)")
 
 
 def manifest(project: Path) -> list[str]:

@@ -30,6 +30,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python="{{ cookiecutter.python_version }}")
 def pipeline(session: nox.Session) -> None:
     install(session)
+    session.run("python", "-m", "{{ cookiecutter.package_name }}", "sample-data")
     session.run("python", "-m", "{{ cookiecutter.package_name }}", "run", "all", "--target", "local",
                 *session.posargs)
 

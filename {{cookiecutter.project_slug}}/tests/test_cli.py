@@ -27,9 +27,9 @@ def test_run_all_locally_prints_a_json_summary(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["ok"] is True and summary["run_id"] == "cli"
-    assert [s["name"] for s in summary["stages"]] == ["bootstrap"]
+    assert [s["name"] for s in summary["stages"]] == ["bootstrap", "bronze", "silver", "gold"]
     assert summary["audit"]["name"].endswith(".pipeline_runs") and summary["audit"]["version"] == 0
-    assert "[1/1] bootstrap" in result.stderr
+    assert "[1/4] bootstrap" in result.stderr and "[4/4] gold succeeded" in result.stderr
     assert (tmp_path / "warehouse").is_dir() and not (PROJECT / ".local" / "cli").exists()
 
 
@@ -61,7 +61,7 @@ def test_bad_engine_is_rejected():
 
 def test_stages_lists_run_order():
     result = cli("stages")
-    assert result.returncode == 0 and result.stdout.split() == ["bootstrap"]
+    assert result.returncode == 0 and result.stdout.split() == ["bootstrap", "bronze", "silver", "gold"]
 
 
 def test_works_from_a_subfolder_of_the_project():

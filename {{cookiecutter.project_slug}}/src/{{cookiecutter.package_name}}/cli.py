@@ -1,19 +1,23 @@
 """One command line for notebooks, jobs and local runs.
 
+    python -m PACKAGE sample-data [--rows N] [--drift] [--out DIR]
     python -m PACKAGE run all --target local [--local-dir DIR] [--json]
+    python -m PACKAGE run ingest --target local --json
     python -m PACKAGE run bootstrap --target dev --catalog c --schema s
     python -m PACKAGE bundle-check [--target T] [--var name=value]
+    python -m PACKAGE bench ingest [--rows 1000000 --rows 10000000]
     python -m PACKAGE stages
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from . import bundle_check, pipeline
-from .config import ConfigError, project_root, target_config
+from .config import ConfigError, load_project, project_root, target_config
 from .runtime import ENGINES, PlatformError, open_runtime
 
 USAGE = (__doc__ or "").replace("PACKAGE", str(__package__))
@@ -25,10 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run pipeline stages in order")
-    run.add_argument("stages", nargs="+", metavar="STAGE", help="stage names, or all")
-    run.add_argument("--target", default="local", help="target from conf/targets.yml (default: local)")
-    run.add_argument("--local-dir", type=Path, default=None,
-                     help="folder for all local state (default: .local in the project)")
+    run.add_argument("stages", nargs="+", metavar="STAGE", help="stage names, or all / ingest")
+    _target_arguments(run)
     run.add_argument("--engine", choices=ENGINES, default="sail",
                      help="local engine: sail (embedded, Delta built in) or jvm (needs the Delta jars)")
     run.add_argument("--catalog", help="override the target's catalog (jobs pass the bundle's names)")
@@ -42,8 +44,29 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                        help="bundle variable value, as databricks bundle --var")
 
+    sample = commands.add_parser("sample-data", help="write deterministic sample landing files with defects")
+    sample.add_argument("--rows", type=int, default=100_000, help="records to generate (default 100000)")
+    sample.add_argument("--drift", action="store_true", help="a later period with shifted feature distributions")
+    sample.add_argument("--out", type=Path, help="folder for the files (default: the source's landing folder)")
+    sample.add_argument("--source", help="contract name (default: the source in conf/project.yml)")
+    sample.add_argument("--seed", type=int, default=7)
+    _target_arguments(sample, engine=False)
+
+    bench = commands.add_parser("bench", help="print ingestion timings on sample data (asserts nothing)")
+    bench.add_argument("what", choices=["ingest"])
+    bench.add_argument("--rows", type=int, action="append", help="records per run (repeatable; default 1000000)")
+
     commands.add_parser("stages", help="list the stages in run order")
     return parser
+
+
+def _target_arguments(parser: argparse.ArgumentParser, engine: bool = True) -> None:
+    parser.add_argument("--target", default="local", help="target from conf/targets.yml (default: local)")
+    parser.add_argument("--local-dir", type=Path, default=None,
+                        help="folder for all local state (default: .local in the project)")
+    if not engine:
+        parser.add_argument("--catalog", help="override the target's catalog")
+        parser.add_argument("--schema", help="override the target's schema")
 
 
 def _run(args: argparse.Namespace, root: Path) -> int:
@@ -58,13 +81,37 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         local_dir=local_dir,
         engine=args.engine,
     ) as rt:
-        summary = pipeline.run_stages(rt, stages, run_id=args.run_id)
+        summary = pipeline.run_stages(rt, stages, run_id=args.run_id, root=root)
     if args.json:
         print(summary.to_json())
         print(summary.to_text(), file=sys.stderr)
     else:
         print(summary.to_text())
     return 0 if summary.ok else 1
+
+
+def _sample_data(args: argparse.Namespace, root: Path) -> int:
+    from .contract import load_contracts
+    from .runtime import LocalRuntime
+    from .sample_data import generate
+
+    source = args.source or load_project(root).source
+    contracts = load_contracts(root)
+    if source not in contracts:
+        raise ConfigError(f"unknown source {source!r}; contracts: {', '.join(contracts)}")
+    out = args.out
+    if out is None:
+        target = target_config(root, args.target)
+        if target.platform != "local":
+            raise ConfigError("sample-data writes local files. Fix: pass --out /Volumes/<catalog>/<schema>/landing/"
+                              "raw/<source> when running on Databricks, or use --target local")
+        local = LocalRuntime(target=target.name, catalog=args.catalog or target.catalog,
+                             schema=args.schema or target.schema, spark=None,
+                             local_dir=(args.local_dir or root / ".local").resolve())
+        out = Path(local.landing_path(contracts[source].path))
+    report = generate(source, out, rows=args.rows, drift=args.drift, seed=args.seed)
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         root = project_root()
         if args.command == "bundle-check":
             return bundle_check.main(root, args.targets, args.var)
+        if args.command == "sample-data":
+            return _sample_data(args, root)
+        if args.command == "bench":
+            from .bench import bench_ingest
+
+            bench_ingest(root, args.rows or [1_000_000])
+            return 0
         return _run(args, root)
     except (ConfigError, PlatformError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -69,3 +69,27 @@ def target_config(root: Path, name: str) -> TargetConfig:
     if name not in targets:
         raise ConfigError(f"unknown target {name!r}. Fix: use one of {', '.join(targets)} (conf/targets.yml)")
     return targets[name]
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    problem_type: str
+    source: str
+
+
+PROBLEM_TYPES = ("classification", "regression")
+
+
+def load_project(root: Path) -> ProjectConfig:
+    """``conf/project.yml``: the problem type and the source whose gold table feeds training."""
+    path = root / "conf" / "project.yml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: missing. Fix: restore conf/project.yml from the template") from exc
+    problem_type = raw.get("problem_type")
+    if problem_type not in PROBLEM_TYPES:
+        raise ConfigError(f"{path}: problem_type is {problem_type!r}. Fix: use one of {PROBLEM_TYPES}")
+    if not raw.get("source"):
+        raise ConfigError(f"{path}: source is missing. Fix: name a contract in conf/contracts/")
+    return ProjectConfig(problem_type, str(raw["source"]))

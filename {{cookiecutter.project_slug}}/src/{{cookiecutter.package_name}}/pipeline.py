@@ -1,7 +1,7 @@
 """The stage registry and the runner behind ``python -m <package> run``.
 
-A stage is a function ``(runtime) -> list of table names it wrote``.  The runner times
-each stage, records it in the ``pipeline_runs`` audit table (MERGE by run id and stage,
+A stage is a function ``(runtime, context) -> StageOutput``: the tables it wrote and
+details for the summary.  The runner times each stage, records it in the ``pipeline_runs`` audit table (MERGE by run id and stage,
 so a rerun with the same run id never duplicates), and returns a summary with row
 counts and Delta versions of every table a stage wrote.
 """
@@ -18,7 +18,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import ingest
+from .config import project_root
 from .runtime import Runtime
+from .stage import RunContext, StageFailure, StageOutput
 from .transforms import latest_per_key
 
 RUNS_TABLE = "pipeline_runs"
@@ -26,7 +29,7 @@ VOLUME = "landing"
 VOLUME_FOLDERS = ("raw", "checkpoints", "schemas")
 
 
-def bootstrap(rt: Runtime) -> list[str]:
+def bootstrap(rt: Runtime, ctx: RunContext) -> StageOutput:
     """Check that the schema and the landing volume are usable, and create the volume's folders.
 
     On Databricks the bundle creates the schema and volume; this stage fails fast if the job's
@@ -35,14 +38,21 @@ def bootstrap(rt: Runtime) -> list[str]:
     rt.ensure_schema()
     for folder in VOLUME_FOLDERS:
         Path(rt.volume_path(VOLUME, folder)).mkdir(parents=True, exist_ok=True)
-    return []
+    return StageOutput()
 
 
-Stage = Callable[[Runtime], list[str]]
+Stage = Callable[[Runtime, RunContext], StageOutput]
 
-# Execution order of ``run all``.  Later stages append themselves here.
+# Execution order of ``run all``.
 STAGES: dict[str, Stage] = {
     "bootstrap": bootstrap,
+    "bronze": ingest.bronze,
+    "silver": ingest.silver,
+    "gold": ingest.gold,
+}
+# Names that stand for several stages.
+GROUPS: dict[str, list[str]] = {
+    "ingest": ["bronze", "silver", "gold"],
 }
 
 
@@ -59,6 +69,7 @@ class StageResult:
     status: str
     seconds: float
     tables: list[TableStat] = field(default_factory=list)
+    details: dict[str, object] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -84,6 +95,7 @@ class RunSummary:
         for stage in self.stages:
             lines.append(f"  {stage.name:<14} {stage.status:<9} {stage.seconds:7.2f}s")
             lines.extend(f"      {t.name}: {t.rows} rows, Delta version {t.version}" for t in stage.tables)
+            lines.extend(f"      {line}" for line in describe(stage.details))
             if stage.error:
                 lines.append(f"      error: {stage.error}")
         if self.audit:
@@ -95,15 +107,14 @@ class RunSummary:
 def resolve_stages(names: list[str]) -> list[str]:
     """Expand ``all`` and reject unknown names with the list of known ones."""
     resolved: list[str] = []
+    groups = {"all": list(STAGES), **GROUPS}
     for name in names:
-        if name == "all":
-            resolved.extend(s for s in STAGES if s not in resolved)
-        elif name in STAGES:
-            if name not in resolved:
-                resolved.append(name)
-        else:
-            raise ValueError(f"unknown stage {name!r}. Known stages: {', '.join(STAGES)}, or all")
-    return resolved
+        if name not in STAGES and name not in groups:
+            known = ", ".join([*STAGES, *groups])
+            raise ValueError(f"unknown stage {name!r}. Known stages: {known}")
+        resolved.extend(s for s in groups.get(name, [name]) if s not in resolved)
+    order = list(STAGES)
+    return sorted(resolved, key=order.index)
 
 
 def record_runs(rt: Runtime, summary: RunSummary, started: dict[str, datetime]) -> None:
@@ -129,24 +140,42 @@ def record_runs(rt: Runtime, summary: RunSummary, started: dict[str, datetime]) 
     rt.merge(frame, RUNS_TABLE, ["run_id", "stage"])
 
 
+def describe(details: dict[str, object]) -> list[str]:
+    """Readable lines for a stage's details (one per source)."""
+    lines = []
+    for key, value in details.items():
+        if isinstance(value, dict):
+            lines.append(f"{key}: " + ", ".join(f"{k}={v}" for k, v in value.items()
+                                                 if not isinstance(v, list | dict)))
+        else:
+            lines.append(f"{key}: {value}")
+    return lines
+
+
 def run_stages(
     rt: Runtime,
     names: list[str],
     run_id: str | None = None,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    root: Path | None = None,
 ) -> RunSummary:
     """Run stages in order, stopping at the first failure, and record every attempt."""
     stages = resolve_stages(names)
     summary = RunSummary(run_id or uuid.uuid4().hex, rt.target, rt.platform, rt.catalog, rt.schema)
+    ctx = RunContext(root=root or project_root(), run_id=summary.run_id, log=log)
     started: dict[str, datetime] = {}
     for index, name in enumerate(stages, start=1):
         log(f"[{index}/{len(stages)}] {name} ...")
         started[name] = datetime.now(UTC).replace(tzinfo=None)
         t0 = time.perf_counter()
         try:
-            tables = STAGES[name](rt)
-            stats = [TableStat(rt.table(t), rt.row_count(t), rt.version(t)) for t in tables]
-            result = StageResult(name, "succeeded", time.perf_counter() - t0, stats)
+            output = STAGES[name](rt, ctx)
+            stats = [TableStat(rt.table(t), rt.row_count(t), rt.version(t)) for t in output.tables]
+            result = StageResult(name, "succeeded", time.perf_counter() - t0, stats, output.details)
+        except StageFailure as exc:
+            log(f"{name} failed: {exc}")
+            result = StageResult(name, "failed", time.perf_counter() - t0, details=exc.details,
+                                 error=f"{type(exc).__name__}: {exc}")
         except Exception as exc:
             log(traceback.format_exc())
             result = StageResult(name, "failed", time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}")

@@ -18,13 +18,27 @@ import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from .contract import Contract
+
 ENGINES = ("sail", "jvm")
+LANDING_VOLUME = "landing"
+
+
+@dataclass
+class LandedFile:
+    """A landing file appended to bronze, with its record count."""
+
+    path: str
+    records: int
+    size: int | None = None
+    modified: datetime | None = None
 
 
 class PlatformError(RuntimeError):
@@ -87,8 +101,31 @@ class Runtime(ABC):
     def ensure_schema(self) -> None:
         """Make sure the schema exists (Databricks: created by the bundle; local: a folder)."""
 
-    def merge(self, df: DataFrame, name: str, keys: list[str]) -> None:
+    def landing_path(self, path: str) -> str:
+        """A contract's ``path``: relative paths live in the landing volume, others are used as they are."""
+        if "://" in path or path.startswith("/"):
+            return path
+        return self.volume_path(LANDING_VOLUME, *Path(path).parts)
+
+    @abstractmethod
+    def ingest_landing(self, contract: Contract, table: str, batch_id: int, seen: set[str]) -> list[LandedFile]:
+        """Append the landing files of ``contract`` not ingested yet to the bronze ``table``, exactly
+        once, tagged with ``batch_id``; return what was appended (an empty list when nothing is new)."""
+
+    def delete_where(self, name: str, condition: str) -> None:
+        self.spark.sql(f"DELETE FROM {self.sql_ref(name)} WHERE {condition}").collect()
+
+    def replace_rows(self, df: DataFrame, name: str, condition: str) -> None:
+        """Delete the rows matching ``condition``, then append ``df``: a retried write never duplicates."""
+        if self.exists(name):
+            self.delete_where(name, condition)
+            self.write(df, name, mode="append")
+        else:
+            self.write(df, name, mode="overwrite")
+
+    def merge(self, df: DataFrame, name: str, keys: list[str], update_when: str | None = None) -> None:
         """Upsert ``df`` into the table by ``keys`` (rows must be unique by key); create it if missing.
+        ``update_when`` limits updates (SQL over ``s`` source and ``t`` target, e.g. newer event time).
 
         Rerunning the same merge leaves the table unchanged, which makes stages idempotent.
         """
@@ -106,7 +143,8 @@ class Runtime(ABC):
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
         self.spark.sql(
             f"MERGE INTO {self.sql_ref(name)} t USING {view} s ON {condition} "
-            "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+            f"WHEN MATCHED {'AND ' + update_when if update_when else ''} THEN UPDATE SET * "
+            "WHEN NOT MATCHED THEN INSERT *"
         ).collect()
 
     def row_count(self, name: str) -> int:
@@ -166,6 +204,45 @@ class DatabricksRuntime(Runtime):
     def mlflow_uris(self) -> tuple[str, str]:
         return "databricks", "databricks-uc"
 
+    def ingest_landing(self, contract: Contract, table: str, batch_id: int, seen: set[str]) -> list[LandedFile]:
+        """Auto Loader: the checkpoint in the landing volume makes ingestion exactly once."""
+        from pyspark.sql import functions as F
+
+        from .quality import BATCH, CORRUPT, INGESTED_AT, RESCUED, SOURCE_FILE
+
+        schema = ", ".join(f"`{c.source}` STRING" for c in contract.columns) + f", `{CORRUPT}` STRING"
+        stream = (
+            self.spark.readStream.format("cloudFiles")
+            .option("cloudFiles.format", contract.format)
+            .option("cloudFiles.schemaLocation", self.volume_path(LANDING_VOLUME, "schemas", table))
+            .option("cloudFiles.inferColumnTypes", "false")
+            .option("cloudFiles.schemaEvolutionMode", "rescue")
+            .option("rescuedDataColumn", RESCUED)
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .options(**contract.options)
+            .schema(schema)
+            .load(self.landing_path(contract.path))
+            .select(
+                *[F.col(f"`{c.source}`").alias(c.name) for c in contract.columns],
+                RESCUED,
+                CORRUPT,
+                F.col("_metadata.file_path").alias(SOURCE_FILE),
+                F.current_timestamp().alias(INGESTED_AT),
+                F.lit(batch_id).cast("bigint").alias(BATCH),
+            )
+        )
+        query = (
+            stream.writeStream.option("checkpointLocation", self.volume_path(LANDING_VOLUME, "checkpoints", table))
+            .trigger(availableNow=True)
+            .toTable(self.table(table))
+        )
+        query.awaitTermination()
+        counts = self.spark.sql(
+            f"SELECT {SOURCE_FILE} AS path, count(*) AS records FROM {self.table(table)} "
+            f"WHERE {BATCH} = {int(batch_id)} GROUP BY 1"
+        ).collect()
+        return [LandedFile(row["path"], int(row["records"])) for row in counts]
+
 
 @dataclass
 class LocalRuntime(Runtime):
@@ -215,6 +292,36 @@ class LocalRuntime(Runtime):
 
     def mlflow_artifact_root(self) -> str:
         return (self.local_dir / "mlartifacts").resolve().as_uri()
+
+    def ingest_landing(self, contract: Contract, table: str, batch_id: int, seen: set[str]) -> list[LandedFile]:
+        """Incremental batch ingestion: every file not in ``seen`` (the ingest log) is read, tagged
+        with its path and appended.  Rows of those files from an interrupted earlier attempt are
+        deleted first, so a retry never duplicates."""
+        from pyspark.sql import functions as F
+
+        from .landing import list_landing_files, read_landing_file
+        from .quality import BATCH, INGESTED_AT, SOURCE_FILE
+
+        new = [f for f in list_landing_files(Path(self.landing_path(contract.path))) if str(f) not in seen]
+        if not new:
+            return []
+        frames = [read_landing_file(self.spark, path, contract) for path in new]
+        batch = frames[0]
+        for frame in frames[1:]:
+            batch = batch.unionByName(frame)
+        batch = batch.withColumn(INGESTED_AT, F.current_timestamp()).withColumn(
+            BATCH, F.lit(batch_id).cast("bigint"))
+        names = ", ".join("'" + str(p).replace("'", "''") + "'" for p in new)
+        self.replace_rows(batch, table, f"{SOURCE_FILE} IN ({names})")
+        counts = {
+            row[SOURCE_FILE]: int(row["count"])
+            for row in self.read(table).where(F.col(BATCH) == batch_id).groupBy(SOURCE_FILE).count().collect()
+        }
+        return [
+            LandedFile(str(p), counts.get(str(p), 0), p.stat().st_size,
+                       datetime.fromtimestamp(p.stat().st_mtime))
+            for p in new
+        ]
 
     def close(self) -> None:
         super().close()

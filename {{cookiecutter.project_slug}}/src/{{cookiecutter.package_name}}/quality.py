@@ -1,0 +1,205 @@
+"""Pure transformations of the medallion stages: parse raw records, cast to contract types,
+tag failed expectations, split valid / quarantined / malformed, and project gold rows.
+
+Nothing here reads or writes storage, so every function runs on any Spark engine and is
+unit-tested on the JVM lane.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import MapType, StringType
+
+from .contract import Column, Contract, Expectation
+from .transforms import latest_per_key
+
+RESCUED = "_rescued_data"
+CORRUPT = "_corrupt_record"
+SOURCE_FILE = "_source_file"
+INGESTED_AT = "_ingested_at"
+BATCH = "_batch_id"
+FAILED = "_failed_expectations"
+STATUS = "_status"
+BRONZE_META = [RESCUED, CORRUPT, SOURCE_FILE, INGESTED_AT, BATCH]
+
+
+def _q(name: str) -> str:
+    return f"`{name}`"
+
+
+def parse_json_lines(lines: DataFrame, contract: Contract) -> DataFrame:
+    """``lines`` has ``value`` (one raw line) and ``_source_file``.  Every contract column comes out
+    as a string; unknown fields go to ``_rescued_data`` (JSON), unparseable lines to ``_corrupt_record``.
+    Blank lines are not records and are dropped."""
+    sources = [c.source for c in contract.columns]
+    schema = ", ".join(f"`{s}` string" for s in sources)
+    # Parsing into a struct is several times faster than into a map; the map is built only for
+    # the rows that carry unknown fields.  json_object_keys is null for text that is not an object.
+    parsed = lines.where(F.trim("value") != "").select(
+        F.from_json("value", schema).alias("_s"), F.expr("json_object_keys(value)").alias("_keys"), "value",
+        SOURCE_FILE,
+    )
+    has_extra = F.size(F.filter("_keys", lambda k: ~k.isin(*sources))) > 0
+    extra = F.map_filter(F.from_json("value", MapType(StringType(), StringType())), lambda k, _v: ~k.isin(*sources))
+    return parsed.select(
+        *[F.col("_s").getField(c.source).alias(c.name) for c in contract.columns],
+        F.when(has_extra, F.to_json(extra)).alias(RESCUED),
+        F.when(F.col("_keys").isNull(), F.col("value")).alias(CORRUPT),
+        SOURCE_FILE,
+    )
+
+
+def conform_table(df: DataFrame, contract: Contract) -> DataFrame:
+    """For sources read as tables (CSV, Parquet): contract columns as strings, unknown columns
+    to ``_rescued_data``; ``_corrupt_record`` is kept if the reader filled it."""
+    present = set(df.columns)
+    sources = {c.source for c in contract.columns}
+    extras = [c for c in df.columns if c not in sources and c not in (SOURCE_FILE, CORRUPT)]
+    columns = [
+        (F.col(_q(c.source)).cast("string") if c.source in present else F.lit(None).cast("string")).alias(c.name)
+        for c in contract.columns
+    ]
+    if extras:
+        packed = F.to_json(F.struct(*[F.col(_q(c)).cast("string").alias(c) for c in extras]))
+        rescued = F.when(packed != "{}", packed)
+    else:
+        rescued = F.lit(None).cast("string")
+    corrupt = F.col(CORRUPT) if CORRUPT in present else F.lit(None).cast("string")
+    return df.select(*columns, rescued.alias(RESCUED), corrupt.alias(CORRUPT), SOURCE_FILE)
+
+
+def _blank_to_null(raw: SparkColumn) -> SparkColumn:
+    trimmed = F.trim(raw)
+    return F.when(trimmed != "", trimmed)
+
+
+def cast_expression(column: Column) -> SparkColumn:
+    """The typed value of a raw string column; null where the text is not a valid value.
+    Thousands separators in numbers are accepted ("1,234.50"; with ``decimal_separator: ","``
+    the column reads "1.234,50")."""
+    raw = _blank_to_null(F.col(_q(column.name)))
+    if column.type == "string":
+        return raw
+    if column.type in ("int", "long", "double"):
+        text = F.regexp_replace(F.trim(F.col(_q(column.name))), "[_ ]", "")
+        if column.decimal_separator == ",":
+            text = F.regexp_replace(F.regexp_replace(text, r"\.", ""), ",", ".")
+        else:
+            text = F.regexp_replace(text, ",", "")
+        number = text.try_cast("double")
+        if column.type == "double":
+            return number
+        target = "int" if column.type == "int" else "bigint"
+        return F.when(number == F.floor(number), number.cast(target))
+    if column.type == "boolean":
+        lowered = F.lower(raw)
+        return (F.when(lowered.isin(*column.true_values), F.lit(True))
+                .when(lowered.isin(*column.false_values), F.lit(False)))
+    if column.type in ("timestamp", "date"):
+        if column.format:
+            stamp = F.expr(f"try_to_timestamp(trim({_q(column.name)}), '{column.format}')")
+        else:
+            stamp = F.expr(f"try_to_timestamp(trim({_q(column.name)}))")
+        return stamp.cast("date") if column.type == "date" else stamp
+    raise ValueError(f"unsupported type {column.type!r}")
+
+
+def expectation_failed(exp: Expectation) -> SparkColumn:
+    """True where a row fails a row-level expectation (nulls pass all but not_null, as in GE)."""
+    col = F.col(_q(exp.column)) if exp.column else None
+    kwargs = exp.kwargs
+    if exp.type == "expect_column_values_to_not_be_null":
+        return col.isNull()
+    if exp.type == "expect_column_values_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        out = F.lit(False)
+        if low is not None:
+            out = out | (col < F.lit(low))
+        if high is not None:
+            out = out | (col > F.lit(high))
+        return col.isNotNull() & out
+    if exp.type == "expect_column_values_to_be_in_set":
+        return col.isNotNull() & ~col.cast("string").isin(*[str(v) for v in kwargs["value_set"]])
+    if exp.type == "expect_column_values_to_not_be_in_set":
+        return col.isNotNull() & col.cast("string").isin(*[str(v) for v in kwargs["value_set"]])
+    if exp.type == "expect_column_values_to_match_regex":
+        return col.isNotNull() & ~col.cast("string").rlike(kwargs["regex"])
+    raise ValueError(f"{exp.type} is not a row-level expectation")
+
+
+def type_check_name(column: Column) -> str:
+    return f"type({column.name} as {column.type})"
+
+
+def typed_with_failures(bronze: DataFrame, contract: Contract) -> DataFrame:
+    """Cast every contract column and add ``_failed_expectations`` (names of failed row-level
+    expectations and type checks) and ``_status``: malformed, quarantined or valid."""
+    casts = {c.name: cast_expression(c) for c in contract.columns}
+    type_errors = [
+        F.when(_blank_to_null(F.col(_q(c.name))).isNotNull() & casts[c.name].isNull(), F.lit(type_check_name(c)))
+        for c in contract.columns if c.type != "string"
+    ]
+    meta = [c for c in BRONZE_META if c in bronze.columns]
+    typed = bronze.select(
+        *[casts[c.name].alias(c.name) for c in contract.columns],
+        F.array(*type_errors).alias("_type_errors") if type_errors else F.array().cast("array<string>").alias(
+            "_type_errors"),
+        *meta,
+    )
+    checks = [F.when(expectation_failed(e), F.lit(e.name)) for e in contract.expectations() if e.row_level]
+    failed = F.array_compact(F.concat(F.col("_type_errors"), F.array(*checks) if checks else F.array()))
+    status = (F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed"))
+              .when(F.size(FAILED) > 0, F.lit("quarantined"))
+              .otherwise(F.lit("valid")))
+    return typed.withColumn(FAILED, failed).drop("_type_errors").withColumn(STATUS, status)
+
+
+def order_columns(contract: Contract) -> list[str]:
+    """Which version of a key wins: latest event time, then latest ingest."""
+    return [contract.event_time, INGESTED_AT] if contract.event_time else [INGESTED_AT]
+
+
+def silver_rows(checked: DataFrame, contract: Contract) -> DataFrame:
+    """Valid rows, one per primary key (latest event time wins), without bronze bookkeeping."""
+    valid = checked.where(F.col(STATUS) == "valid").drop(FAILED, STATUS, CORRUPT)
+    latest = latest_per_key(valid, list(contract.primary_key), order_columns(contract))
+    return latest.withColumn("_ingest_date", F.to_date(INGESTED_AT))
+
+
+def quarantine_rows(checked: DataFrame) -> DataFrame:
+    """Rows that do not go to silver, with the reason: failed expectations, or malformed."""
+    rejected = checked.where(F.col(STATUS) != "valid")
+    reasons = F.when(F.col(STATUS) == "malformed", F.array(F.lit("malformed_record"))).otherwise(F.col(FAILED))
+    return rejected.withColumn(FAILED, reasons)
+
+
+def label_expression(contract: Contract) -> SparkColumn:
+    """The label as a number: 1/0 for classification (values listed as ``positive`` are 1),
+    the value itself for regression."""
+    assert contract.label is not None
+    raw = F.col(_q(contract.label.column))
+    if contract.label.positive:
+        text = F.lower(F.trim(raw.cast("string")))
+        return F.when(raw.isNull(), F.lit(None).cast("int")).when(
+            text.isin(*contract.label.positive), F.lit(1)).otherwise(F.lit(0))
+    return raw.cast("double")
+
+
+def gold_rows(silver: DataFrame, contract: Contract) -> DataFrame:
+    """Business-level entity x time rows: keys, the as-of time, the contract's gold columns
+    (SQL expressions over silver) and ``label``."""
+    gold = contract.gold
+    selected = [F.col(_q(k)) for k in gold.keys]
+    if gold.timestamp not in gold.keys:
+        selected.append(F.col(_q(gold.timestamp)))
+    if gold.columns:
+        selected += [F.expr(expr).alias(name) for name, expr in gold.columns.items()]
+    else:
+        skip = {*gold.keys, gold.timestamp, contract.event_time, contract.label.column if contract.label else None}
+        selected += [F.col(_q(c)) for c in contract.column_names if c not in skip]
+    if contract.label:
+        selected.append(label_expression(contract).alias("label"))
+    selected.append(F.col(BATCH))
+    return silver.select(*selected)
