@@ -4,7 +4,8 @@
     nox -s tests    # the harness: option matrix, golden manifests, bad inputs, generated suites
     nox -s lint     # ruff on the template and on a rendered project
     nox -s golden   # rewrite tests/golden/*.txt after an intended change of the file set
-    nox -s bench    # print render time and the generated suite's wall time (no assertions)
+    nox -s bench    # print render, test-suite, ingestion and training timings (no assertions)
+    nox -s lock     # recompile the project template's lock after changing a pin
 """
 
 from __future__ import annotations
@@ -73,6 +74,15 @@ def demo(session: nox.Session) -> None:
 def golden(session: nox.Session) -> None:
     install(session)
     session.run("python", "-m", "pytest", "tests/test_render.py", "-k", "golden", env={"UPDATE_GOLDEN": "1"})
+
+
+@nox.session(python=False)
+def lock(session: nox.Session) -> None:
+    """Recompile the project template's requirements/lock.txt after changing a pin."""
+    session.chdir(ROOT / "{{cookiecutter.project_slug}}")
+    session.run("uv", "pip", "compile", "-q", "-p", "3.11", "--custom-compile-command", "nox -s lock",
+                "--annotation-style", "line", "requirements/base.txt", "requirements/local.txt",
+                "requirements/dev.txt", "-o", "requirements/lock.txt")
 
 
 @nox.session

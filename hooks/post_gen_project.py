@@ -27,6 +27,8 @@ def ci(platform: str) -> bool:
 PRUNE: dict[str, bool] = {
     ".github": ci("github_actions"),
     ".azure": ci("azure_devops"),
+    "notebooks/features": CONTEXT["include_feature_store"] == "yes",
+    "resources/feature_engineering_job.yml": CONTEXT["include_feature_store"] == "yes",
     "conf/contracts/churn_events.yml": CONTEXT["problem_type"] == "classification",
     "conf/expectations/churn_events.json": CONTEXT["problem_type"] == "classification",
     "conf/contracts/sales_events.yml": CONTEXT["problem_type"] == "regression",

@@ -4,7 +4,9 @@
 * generated suite: wall time of the default project's own tests, both lanes in one
   pytest run and each lane alone, target <= 45 s;
 * ingestion: the default project's ``bench ingest`` (bronze -> gold against a bare
-  read -> Delta write of the same files, and a rerun with no new files).
+  read -> Delta write of the same files, and a rerun with no new files);
+* training: the default project's ``bench train`` on ~1M training rows (wall time and the
+  share spent logging to MLflow).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def main() -> int:
         sizes = [arg for rows in (args.ingest_rows or [1_000_000]) for arg in ("--rows", str(rows))]
         env = {**os.environ, "PYTHONPATH": str(project / "src")}
         subprocess.run([sys.executable, "-m", package, "bench", "ingest", *sizes], cwd=project, env=env, check=True)
+        subprocess.run([sys.executable, "-m", package, "bench", "train"], cwd=project, env=env, check=True)
     return 0
 
 

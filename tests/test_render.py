@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from matrix import COMBINATIONS, combo_id
 GOLDEN = Path(__file__).resolve().parent / "golden"
 IDS = [combo_id(c) for c in COMBINATIONS]
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+SUITE_WORKERS = int(os.environ.get("SUITE_WORKERS", "2"))
 
 # Braces that legitimately survive rendering: GitHub/Azure expressions and Databricks dynamic values.
 ALLOWED_BRACES = re.compile(r"\$\{\{[^{}]*\}\}|\{\{(?:job|tasks|run|workspace|backfill)\.[A-Za-z0-9_.\[\]-]+\}\}")
@@ -88,8 +90,19 @@ def test_ruff_is_clean_on_the_rendered_project(rendered, cid):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.fixture(scope="session")
+def suite_results(rendered) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every rendered project's own test suite, two at a time: much of a suite's time is engine
+    start-up and round trips, so two overlap well on two cores."""
+    def run_suite(cid: str) -> subprocess.CompletedProcess[str]:
+        return run_in(rendered[cid], "-m", "pytest", "-q", "-p", "no:cacheprovider", timeout=1200)
+
+    with ThreadPoolExecutor(max_workers=SUITE_WORKERS) as pool:
+        return dict(zip(IDS, pool.map(run_suite, IDS), strict=True))
+
+
 @pytest.mark.parametrize("cid", IDS)
-def test_generated_test_suite_passes(rendered, cid):
-    result = run_in(rendered[cid], "-m", "pytest", "-q", "-p", "no:cacheprovider", timeout=900)
+def test_generated_test_suite_passes(suite_results, cid):
+    result = suite_results[cid]
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert re.search(r"\d+ passed", result.stdout) and " failed" not in result.stdout

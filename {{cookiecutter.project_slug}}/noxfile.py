@@ -49,5 +49,6 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def lock(session: nox.Session) -> None:
-    session.run("uv", "pip", "compile", "-q", "-p", "{{ cookiecutter.python_version }}", "--no-header", "--annotation-style", "line",
+    session.run("uv", "pip", "compile", "-q", "-p", "{{ cookiecutter.python_version }}", "--custom-compile-command",
+                "nox -s lock", "--annotation-style", "line",
                 "requirements/base.txt", "requirements/local.txt", "requirements/dev.txt", "-o", LOCK)

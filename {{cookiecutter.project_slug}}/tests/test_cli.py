@@ -22,15 +22,29 @@ def cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.sail
-def test_run_all_locally_prints_a_json_summary(tmp_path):
-    result = cli("run", "all", "--target", "local", "--local-dir", str(tmp_path), "--json", "--run-id", "cli")
+def test_sample_data_then_ingest_prints_a_json_summary_whose_accounting_closes(tmp_path):
+    sample = cli("sample-data", "--rows", "2000", "--local-dir", str(tmp_path))
+    assert sample.returncode == 0, sample.stderr
+    written = json.loads(sample.stdout)
+    result = cli("run", "ingest", "--target", "local", "--local-dir", str(tmp_path), "--json", "--run-id", "cli")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["ok"] is True and summary["run_id"] == "cli"
-    assert [s["name"] for s in summary["stages"]] == ["bootstrap", "bronze", "silver", "gold"]
+    assert [s["name"] for s in summary["stages"]] == ["bronze", "silver", "gold"]
+    silver = summary["stages"][1]["details"][written["source"]]
+    assert silver["accounting_closes"] is True and silver["raw_records"] == written["records"]
+    assert silver["raw_records"] == (silver["silver_upserts"] + silver["quarantined"]
+                                     + silver["duplicates_removed"] + silver["malformed"])
+    tables = {t["name"].split(".")[-1]: t for t in summary["stages"][2]["tables"]}
+    assert all(t["version"] == 0 and t["rows"] > 0 for t in tables.values())
     assert summary["audit"]["name"].endswith(".pipeline_runs") and summary["audit"]["version"] == 0
-    assert "[1/4] bootstrap" in result.stderr and "[4/4] gold succeeded" in result.stderr
+    assert "[1/3] bronze" in result.stderr and "[3/3] gold succeeded" in result.stderr
     assert (tmp_path / "warehouse").is_dir() and not (PROJECT / ".local" / "cli").exists()
+
+
+def test_training_without_gold_says_what_to_run_first(tmp_path):
+    result = cli("run", "train", "--target", "local", "--local-dir", str(tmp_path))
+    assert result.returncode == 1 and "does not exist. Fix: run the ingest stages first" in result.stdout
 
 
 def test_unknown_stage_is_a_clear_error():
@@ -61,7 +75,8 @@ def test_bad_engine_is_rejected():
 
 def test_stages_lists_run_order():
     result = cli("stages")
-    assert result.returncode == 0 and result.stdout.split() == ["bootstrap", "bronze", "silver", "gold"]
+    assert result.returncode == 0
+    assert result.stdout.split() == ["bootstrap", "bronze", "silver", "gold", "features", "train"]
 
 
 def test_works_from_a_subfolder_of_the_project():

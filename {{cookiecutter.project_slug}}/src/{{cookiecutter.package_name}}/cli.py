@@ -6,6 +6,7 @@
     python -m PACKAGE run bootstrap --target dev --catalog c --schema s
     python -m PACKAGE bundle-check [--target T] [--var name=value]
     python -m PACKAGE bench ingest [--rows 1000000 --rows 10000000]
+    python -m PACKAGE bench train [--rows 1030000]
     python -m PACKAGE stages
 """
 
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--catalog", help="override the target's catalog (jobs pass the bundle's names)")
     run.add_argument("--schema", help="override the target's schema (dev mode prefixes it)")
     run.add_argument("--run-id", help="id recorded in pipeline_runs; reuse it to make a rerun idempotent")
+    run.add_argument("--experiment", help="MLflow experiment (default: conf/project.yml; jobs pass the bundle's)")
+    run.add_argument("--model-name", help="registered model name without catalog and schema (default: "
+                     "conf/project.yml)")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
 
     check = commands.add_parser("bundle-check", help="validate databricks.yml and resources/ offline")
@@ -53,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     _target_arguments(sample, engine=False)
 
     bench = commands.add_parser("bench", help="print ingestion timings on sample data (asserts nothing)")
-    bench.add_argument("what", choices=["ingest"])
+    bench.add_argument("what", choices=["ingest", "train"])
     bench.add_argument("--rows", type=int, action="append", help="records per run (repeatable; default 1000000)")
 
     commands.add_parser("stages", help="list the stages in run order")
@@ -81,7 +85,8 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         local_dir=local_dir,
         engine=args.engine,
     ) as rt:
-        summary = pipeline.run_stages(rt, stages, run_id=args.run_id, root=root)
+        summary = pipeline.run_stages(rt, stages, run_id=args.run_id, root=root, experiment=args.experiment,
+                                      model_name=args.model_name)
     if args.json:
         print(summary.to_json())
         print(summary.to_text(), file=sys.stderr)
@@ -126,9 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample-data":
             return _sample_data(args, root)
         if args.command == "bench":
-            from .bench import bench_ingest
+            from .bench import bench_ingest, bench_train
 
-            bench_ingest(root, args.rows or [1_000_000])
+            if args.what == "ingest":
+                bench_ingest(root, args.rows or [1_000_000])
+            else:
+                for rows in args.rows or [1_030_000]:
+                    bench_train(root, rows)
             return 0
         return _run(args, root)
     except (ConfigError, PlatformError, ValueError) as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -72,16 +72,32 @@ def target_config(root: Path, name: str) -> TargetConfig:
 
 
 @dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 42
+    validation_fraction: float = 0.2
+    min_rows: int = 200
+    num_boost_round: int = 500
+    early_stopping_rounds: int = 30
+    params: dict[str, object] = field(default_factory=dict)
+    tuning_trials: int = 0
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     problem_type: str
     source: str
+    feature_store: bool = True
+    lookback_days: int | None = None
+    model_name: str = "model"
+    experiment: str = "experiment"
+    training: TrainingConfig = field(default_factory=TrainingConfig)
 
 
 PROBLEM_TYPES = ("classification", "regression")
 
 
 def load_project(root: Path) -> ProjectConfig:
-    """``conf/project.yml``: the problem type and the source whose gold table feeds training."""
+    """``conf/project.yml``: problem type, training source, feature store, model and training settings."""
     path = root / "conf" / "project.yml"
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -92,4 +108,24 @@ def load_project(root: Path) -> ProjectConfig:
         raise ConfigError(f"{path}: problem_type is {problem_type!r}. Fix: use one of {PROBLEM_TYPES}")
     if not raw.get("source"):
         raise ConfigError(f"{path}: source is missing. Fix: name a contract in conf/contracts/")
-    return ProjectConfig(problem_type, str(raw["source"]))
+    training_raw = raw.get("training") or {}
+    known = set(TrainingConfig.__dataclass_fields__)
+    unknown = set(training_raw) - known
+    if unknown:
+        raise ConfigError(f"{path}: training has unknown key(s) {sorted(unknown)}; allowed: {sorted(known)}")
+    training = TrainingConfig(**training_raw)
+    if not 0 < training.validation_fraction < 1:
+        raise ConfigError(f"{path}: training.validation_fraction must be between 0 and 1")
+    feature_store = raw.get("feature_store", True)
+    if isinstance(feature_store, str):
+        feature_store = feature_store.lower() in ("yes", "true", "1")
+    lookback = raw.get("lookback_days")
+    return ProjectConfig(
+        problem_type=problem_type,
+        source=str(raw["source"]),
+        feature_store=bool(feature_store),
+        lookback_days=int(lookback) if lookback else None,
+        model_name=str(raw.get("model_name", "model")),
+        experiment=str(raw.get("experiment", "experiment")),
+        training=training,
+    )

@@ -14,12 +14,12 @@ from typing import Any
 
 from .cli import main
 
-WIDGETS = ("target", "catalog", "schema", "run_id")
+WIDGETS = ("target", "catalog", "schema", "run_id", "experiment", "model_name")
 
 
 def notebook_args(widget_values: dict[str, str], stages: tuple[str, ...]) -> list[str]:
     args = ["run", *stages, "--target", widget_values.get("target") or "dev"]
-    for name in ("catalog", "schema", "run_id"):
+    for name in ("catalog", "schema", "run_id", "experiment", "model_name"):
         value = widget_values.get(name)
         if value:
             args += [f"--{name.replace('_', '-')}", value]

@@ -8,6 +8,7 @@ counts and Delta versions of every table a stage wrote.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -18,8 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import ingest
-from .config import project_root
+from .config import ConfigError, project_root
 from .runtime import Runtime
 from .stage import RunContext, StageFailure, StageOutput
 from .transforms import latest_per_key
@@ -43,12 +43,26 @@ def bootstrap(rt: Runtime, ctx: RunContext) -> StageOutput:
 
 Stage = Callable[[Runtime, RunContext], StageOutput]
 
+
+def _lazy(module: str, function: str) -> Stage:
+    """A stage whose module is imported when it runs: the command line stays fast (MLflow and
+    LightGBM load only for the stages that need them)."""
+
+    def stage(rt: Runtime, ctx: RunContext) -> StageOutput:
+        return getattr(importlib.import_module(f".{module}", __package__), function)(rt, ctx)
+
+    stage.__name__ = function
+    return stage
+
+
 # Execution order of ``run all``.
 STAGES: dict[str, Stage] = {
     "bootstrap": bootstrap,
-    "bronze": ingest.bronze,
-    "silver": ingest.silver,
-    "gold": ingest.gold,
+    "bronze": _lazy("ingest", "bronze"),
+    "silver": _lazy("ingest", "silver"),
+    "gold": _lazy("ingest", "gold"),
+    "features": _lazy("features", "build_features"),
+    "train": _lazy("training", "train"),
 }
 # Names that stand for several stages.
 GROUPS: dict[str, list[str]] = {
@@ -158,11 +172,14 @@ def run_stages(
     run_id: str | None = None,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
     root: Path | None = None,
+    experiment: str | None = None,
+    model_name: str | None = None,
 ) -> RunSummary:
     """Run stages in order, stopping at the first failure, and record every attempt."""
     stages = resolve_stages(names)
     summary = RunSummary(run_id or uuid.uuid4().hex, rt.target, rt.platform, rt.catalog, rt.schema)
-    ctx = RunContext(root=root or project_root(), run_id=summary.run_id, log=log)
+    ctx = RunContext(root=root or project_root(), run_id=summary.run_id, log=log, experiment=experiment,
+                     model_name=model_name)
     started: dict[str, datetime] = {}
     for index, name in enumerate(stages, start=1):
         log(f"[{index}/{len(stages)}] {name} ...")
@@ -172,9 +189,9 @@ def run_stages(
             output = STAGES[name](rt, ctx)
             stats = [TableStat(rt.table(t), rt.row_count(t), rt.version(t)) for t in output.tables]
             result = StageResult(name, "succeeded", time.perf_counter() - t0, stats, output.details)
-        except StageFailure as exc:
+        except (StageFailure, ConfigError) as exc:
             log(f"{name} failed: {exc}")
-            result = StageResult(name, "failed", time.perf_counter() - t0, details=exc.details,
+            result = StageResult(name, "failed", time.perf_counter() - t0, details=getattr(exc, "details", {}),
                                  error=f"{type(exc).__name__}: {exc}")
         except Exception as exc:
             log(traceback.format_exc())

@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,16 @@ class Runtime(ABC):
         """Append the landing files of ``contract`` not ingested yet to the bronze ``table``, exactly
         once, tagged with ``batch_id``; return what was appended (an empty list when nothing is new)."""
 
+    @abstractmethod
+    def write_feature_table(self, df: DataFrame, name: str, keys: list[str], timestamp: str,
+                            description: str) -> None:
+        """Publish a feature table keyed by ``keys`` + ``timestamp`` (a time-series feature table)."""
+
+    @abstractmethod
+    def training_set(self, labels: DataFrame, feature_table: str, keys: list[str], timestamp: str,
+                     lookback: timedelta | None) -> DataFrame:
+        """Point-in-time training set: each label row with the latest features at or before its time."""
+
     def delete_where(self, name: str, condition: str) -> None:
         self.spark.sql(f"DELETE FROM {self.sql_ref(name)} WHERE {condition}").collect()
 
@@ -149,6 +159,22 @@ class Runtime(ABC):
 
     def row_count(self, name: str) -> int:
         return self.read(name).count()
+
+    def model_name(self, name: str) -> str:
+        """Registered model name: ``catalog.schema.name`` in Unity Catalog, ``name`` locally."""
+        return self.table(name)
+
+    def use_experiment(self, name: str) -> None:
+        import mlflow
+
+        mlflow.set_experiment(name if name.startswith("/") else f"/Shared/{name}")
+
+    def lineage_dataset(self, name: str, version: int | None) -> Any:
+        """An MLflow dataset naming the table and its Delta version, for ``mlflow.log_input``."""
+        import mlflow
+
+        return mlflow.data.from_spark(self.read(name, version=version), table_name=self.table(name),
+                                      version=None if version is None else str(version))
 
     def configure_mlflow(self) -> None:
         import mlflow
@@ -203,6 +229,26 @@ class DatabricksRuntime(Runtime):
 
     def mlflow_uris(self) -> tuple[str, str]:
         return "databricks", "databricks-uc"
+
+    def write_feature_table(self, df: DataFrame, name: str, keys: list[str], timestamp: str,
+                            description: str) -> None:
+        from databricks.feature_engineering import FeatureEngineeringClient
+
+        client = FeatureEngineeringClient()
+        if self.exists(name):
+            client.write_table(name=self.table(name), df=df, mode="merge")
+        else:
+            client.create_table(name=self.table(name), primary_keys=[*keys, timestamp], timestamp_keys=[timestamp],
+                                df=df, description=description)
+
+    def training_set(self, labels: DataFrame, feature_table: str, keys: list[str], timestamp: str,
+                     lookback: timedelta | None) -> DataFrame:
+        from databricks.feature_engineering import FeatureEngineeringClient, FeatureLookup
+
+        lookup = FeatureLookup(table_name=self.table(feature_table), lookup_key=keys,
+                               timestamp_lookup_key=timestamp, lookback_window=lookback)
+        return FeatureEngineeringClient().create_training_set(
+            df=labels, feature_lookups=[lookup], label="label").load_df()
 
     def ingest_landing(self, contract: Contract, table: str, batch_id: int, seen: set[str]) -> list[LandedFile]:
         """Auto Loader: the checkpoint in the landing volume makes ingestion exactly once."""
@@ -292,6 +338,39 @@ class LocalRuntime(Runtime):
 
     def mlflow_artifact_root(self) -> str:
         return (self.local_dir / "mlartifacts").resolve().as_uri()
+
+    def model_name(self, name: str) -> str:
+        return check_name("model", name)
+
+    def lineage_dataset(self, name: str, version: int | None) -> Any:
+        """Delta source by path (the local catalog has no table names), named like the UC table."""
+        import hashlib
+
+        import mlflow
+
+        digest = hashlib.sha256(f"{self.path(name)}@{version}".encode()).hexdigest()[:8]  # Sail has no semanticHash
+        return mlflow.data.from_spark(self.read(name, version=version), path=str(self.path(name)),
+                                      version=None if version is None else str(version), name=self.table(name),
+                                      digest=digest)
+
+    def use_experiment(self, name: str) -> None:
+        """Experiments keep their artifacts under the local directory."""
+        import mlflow
+
+        if mlflow.get_experiment_by_name(name) is None:
+            mlflow.create_experiment(name, artifact_location=f"{self.mlflow_artifact_root()}/{name.strip('/')}")
+        mlflow.set_experiment(name)
+
+    def write_feature_table(self, df: DataFrame, name: str, keys: list[str], timestamp: str,
+                            description: str) -> None:
+        """A Delta table under the same three-level name; recomputed whole, so reruns are idempotent."""
+        self.write(df, name, mode="overwrite")
+
+    def training_set(self, labels: DataFrame, feature_table: str, keys: list[str], timestamp: str,
+                     lookback: timedelta | None) -> DataFrame:
+        from .features import point_in_time_join
+
+        return point_in_time_join(labels, self.read(feature_table), keys, timestamp, timestamp, lookback)
 
     def ingest_landing(self, contract: Contract, table: str, batch_id: int, seen: set[str]) -> list[LandedFile]:
         """Incremental batch ingestion: every file not in ``seen`` (the ingest log) is read, tagged

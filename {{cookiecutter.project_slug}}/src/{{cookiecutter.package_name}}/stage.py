@@ -19,6 +19,8 @@ class RunContext:
     root: Path
     run_id: str
     log: Callable[[str], None] = _stderr
+    experiment: str | None = None
+    model_name: str | None = None
 
 
 @dataclass

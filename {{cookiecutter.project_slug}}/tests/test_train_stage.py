@@ -1,0 +1,98 @@
+"""Sail lane: features and training on ingested sample data, tracked in the local MLflow store
+and registered with tags, lineage, plots, signature and a model card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }} import pipeline
+from {{ cookiecutter.package_name }}.config import load_project
+from {{ cookiecutter.package_name }}.contract import load_contracts
+from {{ cookiecutter.package_name }}.runtime import open_runtime
+from {{ cookiecutter.package_name }}.sample_data import generate
+
+pytestmark = pytest.mark.sail
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained(sail_spark, tmp_path_factory):
+    base = tmp_path_factory.mktemp("trained")
+    root = base / "project"
+    shutil.copytree(PROJECT / "conf", root / "conf")
+    shutil.copytree(PROJECT / "requirements", root / "requirements")
+    contract = load_contracts(root)[load_project(root).source]
+    with open_runtime("local", "dev", "train_tests", "local", local_dir=base / ".local", spark=sail_spark) as rt:
+        generate(contract.name, Path(rt.landing_path(contract.path)), rows=3000)
+        summary = pipeline.run_stages(rt, ["ingest", "features", "train"], log=lambda _: None, root=root)
+        assert summary.ok, [s.error for s in summary.stages]
+        yield rt, root, summary
+
+
+def test_training_registers_a_fully_documented_model_version(trained):
+    import mlflow
+
+    _, root, summary = trained
+    project = load_project(root)
+    details = summary.stages[-1].details
+    client = mlflow.MlflowClient()
+    version = client.get_model_version(details["model"], details["version"])
+    run = client.get_run(version.run_id)
+
+    metrics = {"auc", "pr_auc", "log_loss", "f1"} if project.problem_type == "classification" else {
+        "rmse", "mae", "mape"}
+    assert metrics <= set(run.data.metrics)
+    assert {"seed", "num_boost_round", "learning_rate", "train_rows", "features"} <= set(run.data.params)
+    assert run.data.tags["mlflow.source.git.commit"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    plot = "plots/roc_pr_confusion.png" if project.problem_type == "classification" else "plots/residuals.png"
+    assert {"plots/feature_importance.png", plot} <= artifacts
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    expected_inputs = {s for s in json.loads(version.tags["data_versions"])}
+    assert set(inputs) == expected_inputs
+    assert all(json.loads(d.source)["delta_table_version"] is not None for d in inputs.values())
+
+    assert version.tags["validation_status"] == "pending"
+    assert version.tags["git_commit"] == run.data.tags["mlflow.source.git.commit"]
+    assert float(version.tags[f"metric_{sorted(metrics)[0]}"]) == pytest.approx(
+        run.data.metrics[sorted(metrics)[0]], rel=1e-4)
+    assert version.description.startswith("# Model card") and "## Limitations" in version.description
+
+    model_info = mlflow.models.get_model_info(f"models:/{details['model']}/{details['version']}")
+    assert model_info.signature is not None and model_info.saved_input_example_info is not None
+    local_path = mlflow.artifacts.download_artifacts(f"models:/{details['model']}/{details['version']}")
+    requirements = (Path(local_path) / "requirements.txt").read_text()
+    assert "lightgbm==" in requirements and "mlflow==" in requirements
+
+
+def test_the_registered_model_scores_gold_rows(trained):
+    import mlflow
+
+    rt, root, summary = trained
+    project = load_project(root)
+    contract = load_contracts(root)[project.source]
+    details = summary.stages[-1].details
+    model = mlflow.pyfunc.load_model(f"models:/{details['model']}/{details['version']}")
+    rows = rt.read(contract.gold_table).limit(50).toPandas()
+    if project.feature_store:
+        rows = rt.read(f"features_{contract.gold.table}").limit(50).toPandas()
+    scored = model.predict(rows)
+    assert len(scored) == len(rows)
+    if project.problem_type == "classification":
+        assert scored["probability"].between(0, 1).all()
+    else:
+        assert scored["prediction"].notna().all()
+
+
+def test_retraining_on_the_same_data_versions_reproduces_the_metrics(trained):
+    rt, root, summary = trained
+    again = pipeline.run_stages(rt, ["train"], log=lambda _: None, root=root)
+    assert again.ok
+    first, second = summary.stages[-1].details, again.stages[-1].details
+    assert second["data_versions"] == first["data_versions"]
+    assert second["metrics"] == first["metrics"] and int(second["version"]) == int(first["version"]) + 1
