@@ -96,3 +96,36 @@ def test_retraining_on_the_same_data_versions_reproduces_the_metrics(trained):
     first, second = summary.stages[-1].details, again.stages[-1].details
     assert second["data_versions"] == first["data_versions"]
     assert second["metrics"] == first["metrics"] and int(second["version"]) == int(first["version"]) + 1
+
+
+def test_one_model_per_segment_behind_one_routing_model(trained, tmp_path):
+    import mlflow
+    import yaml
+
+    rt, root, _ = trained
+    segmented_root = tmp_path / "segmented"
+    shutil.copytree(root, segmented_root)
+    project_file = segmented_root / "conf" / "project.yml"
+    settings = yaml.safe_load(project_file.read_text())
+    contract = load_contracts(segmented_root)[settings["source"]]
+    segment = next(c.name for c in contract.columns if c.categorical and c.name in contract.gold.columns)
+    settings["training"]["segment_by"] = [segment]
+    settings["model_name"] = "segmented_model"
+    project_file.write_text(yaml.safe_dump(settings))
+
+    summary = pipeline.run_stages(rt, ["train"], log=lambda _: None, root=segmented_root)
+    assert summary.ok, summary.stages[-1].error
+    details = summary.stages[-1].details
+    client = mlflow.MlflowClient()
+    run = client.get_run(details["run_id"])
+    children = client.search_runs([run.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert len(children) == int(run.data.metrics["segments_trained"]) >= 2, "each segment logs its own run"
+
+    model = mlflow.pyfunc.load_model(f"models:/segmented_model/{details['version']}")
+    table = f"features_{contract.gold.table}" if settings["feature_store"] else contract.gold_table
+    gold = rt.read(table).limit(200).toPandas()
+    scored = model.predict(gold)
+    assert len(scored) == len(gold) and scored["prediction"].notna().all()
+    unknown = gold.head(3).assign(**{segment: "never-seen"})
+    assert model.predict(unknown)["prediction"].isna().all(), "a segment without a model scores as missing"

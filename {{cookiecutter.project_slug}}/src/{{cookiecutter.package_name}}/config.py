@@ -40,12 +40,22 @@ def project_root(start: Path | None = None) -> Path:
     )
 
 
-def load_targets(root: Path) -> dict[str, TargetConfig]:
-    path = root / "conf" / "targets.yml"
+def read_conf(root: Path, name: str) -> tuple[Path, dict[str, object]]:
+    """A mapping from ``conf/<name>``, with errors that name the file."""
+    path = root / "conf" / name
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: missing. Fix: restore conf/targets.yml from the template") from exc
+        raise ConfigError(f"{path}: missing. Fix: restore conf/{name} from the template") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return path, raw
+
+
+def load_targets(root: Path) -> dict[str, TargetConfig]:
+    path, raw = read_conf(root, "targets.yml")
     targets = raw.get("targets")
     if not isinstance(targets, dict) or not targets:
         raise ConfigError(f"{path}: 'targets' must be a mapping of target name to settings")
@@ -80,6 +90,7 @@ class TrainingConfig:
     early_stopping_rounds: int = 30
     params: dict[str, object] = field(default_factory=dict)
     tuning_trials: int = 0
+    segment_by: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -98,11 +109,7 @@ PROBLEM_TYPES = ("classification", "regression")
 
 def load_project(root: Path) -> ProjectConfig:
     """``conf/project.yml``: problem type, training source, feature store, model and training settings."""
-    path = root / "conf" / "project.yml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: missing. Fix: restore conf/project.yml from the template") from exc
+    path, raw = read_conf(root, "project.yml")
     problem_type = raw.get("problem_type")
     if problem_type not in PROBLEM_TYPES:
         raise ConfigError(f"{path}: problem_type is {problem_type!r}. Fix: use one of {PROBLEM_TYPES}")

@@ -27,4 +27,4 @@ class LightGBMModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         features = prepare_features(model_input, self.meta["features"], self.meta["categories"])
         raw = self.booster.predict(features, num_iteration=self.booster.best_iteration or None)
-        return predictions(np.asarray(raw), self.meta["problem_type"])
+        return predictions(np.asarray(raw), self.meta["problem_type"], self.meta.get("threshold", 0.5))

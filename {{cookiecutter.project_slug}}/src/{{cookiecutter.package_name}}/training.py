@@ -40,10 +40,12 @@ class FittedModel:
     valid_frame: pd.DataFrame
     valid_output: pd.DataFrame
     split: dict[str, Any] = field(default_factory=dict)
+    threshold: float = 0.5
 
     @property
     def meta(self) -> dict[str, Any]:
-        return {"features": self.features, "categories": self.categories, "problem_type": self.problem_type}
+        return {"features": self.features, "categories": self.categories, "problem_type": self.problem_type,
+                "threshold": self.threshold}
 
 
 # --- pure parts ----------------------------------------------------------------------------------
@@ -99,6 +101,16 @@ def categories_of(train: pd.DataFrame, features: list[str]) -> dict[str, list[st
     }
 
 
+def best_f1_threshold(truth: np.ndarray, proba: np.ndarray) -> float:
+    """The probability cut-off with the best F1 on the training period (the validation period stays
+    untouched); with rare positives a fixed 0.5 would almost never predict the positive class."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(truth, proba)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+
+
 def evaluate(problem_type: str, truth: np.ndarray, output: pd.DataFrame) -> dict[str, float]:
     from sklearn import metrics
 
@@ -143,13 +155,17 @@ def fit(frame: pd.DataFrame, keys: list[str], timestamp: str, problem_type: str,
     valid_set = lgb.Dataset(x_valid, label=valid[LABEL].astype(float), reference=train_set)
     booster = lgb.train(params, train_set, num_boost_round=config.num_boost_round, valid_sets=[valid_set],
                         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
+    threshold = 0.5
+    if problem_type == "classification":
+        fitted = booster.predict(x_train, num_iteration=booster.best_iteration or None)
+        threshold = best_f1_threshold(train[LABEL].to_numpy(dtype=float), np.asarray(fitted))
     raw = booster.predict(x_valid, num_iteration=booster.best_iteration or None)
-    output = predictions(np.asarray(raw), problem_type)
+    output = predictions(np.asarray(raw), problem_type, threshold)
     metrics = evaluate(problem_type, valid[LABEL].to_numpy(dtype=float), output)
     metrics["best_iteration"] = float(booster.best_iteration or booster.current_iteration())
     split = {"train_rows": len(train), "valid_rows": len(valid), "train_until": str(train[timestamp].max()),
              "valid_from": str(valid[timestamp].min()), "valid_until": str(valid[timestamp].max())}
-    return FittedModel(booster, features, categories, problem_type, metrics, valid, output, split)
+    return FittedModel(booster, features, categories, problem_type, metrics, valid, output, split, threshold)
 
 
 TUNED_METRIC = {"classification": "log_loss", "regression": "rmse"}
@@ -213,7 +229,7 @@ def _plots(model: FittedModel) -> dict[str, Any]:
         axes[1].set_title(f"Precision-recall (AP {model.metrics['pr_auc']:.3f})")
         metrics.ConfusionMatrixDisplay.from_predictions(truth.astype(int), model.valid_output["prediction"],
                                                         ax=axes[2], colorbar=False)
-        axes[2].set_title("Confusion matrix (threshold 0.5)")
+        axes[2].set_title(f"Confusion matrix (threshold {model.threshold:.2f})")
         fig.tight_layout()
         figures["plots/roc_pr_confusion.png"] = fig
     else:
@@ -255,6 +271,8 @@ def model_card(project: ProjectConfig, contract: Contract, model: FittedModel, s
         "",
         "## Metrics (validation period)",
         *[f"- {name}: {value:.4f}" for name, value in model.metrics.items()],
+        *([f"- decision threshold: {model.threshold:.4f} (best F1 on the training period)"]
+          if project.problem_type == "classification" else []),
         "",
         "## Limitations",
         "- Trained on history up to the validation cutoff; drift in the inputs degrades it (see monitoring).",
@@ -301,80 +319,178 @@ def training_frame(rt: Runtime, project: ProjectConfig, contract: Contract) -> t
     return frame, sources, keys, contract.gold.timestamp
 
 
+@dataclass
+class Candidate:
+    """Everything logged for one training run, whichever way the model was built."""
+
+    python_model: Any
+    artifacts: dict[str, str]
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    split: dict[str, Any]
+    figures: dict[str, Any]
+    example: pd.DataFrame
+    example_output: pd.DataFrame
+    card: str
+    nested: list[tuple[str, dict[str, Any], dict[str, float]]] = field(default_factory=list)
+
+
+def _single_model(pdf: pd.DataFrame, keys: list[str], timestamp: str, project: ProjectConfig, contract: Contract,
+                  sources: list[dict[str, Any]], model_name: str, commit: str, tmp: str,
+                  ctx: RunContext) -> Candidate:
+    from .model import LightGBMModel
+
+    config, trials = project.training, []
+    if config.tuning_trials > 0:
+        metric = TUNED_METRIC[project.problem_type]
+        ctx.log(f"  train: tuning with Optuna, {config.tuning_trials} trials")
+        best, trials = tune(pdf, keys, timestamp, project.problem_type, config,
+                            on_trial=lambda t: ctx.log(f"    trial {t['number']}: {metric}={t['metrics'][metric]:.4f}"))
+        config = replace(config, params=best)
+    model = fit(pdf, keys, timestamp, project.problem_type, config, expected_features=list(contract.gold.columns))
+    booster_path, meta_path = os.path.join(tmp, "booster.txt"), os.path.join(tmp, "meta.json")
+    model.booster.save_model(booster_path)
+    Path(meta_path).write_text(json.dumps(model.meta))
+    return Candidate(
+        python_model=LightGBMModel(), artifacts={"booster": booster_path, "meta": meta_path}, metrics=model.metrics,
+        params={"seed": config.seed, "num_boost_round": config.num_boost_round,
+                "early_stopping_rounds": config.early_stopping_rounds,
+                "validation_fraction": config.validation_fraction, "tuning_trials": config.tuning_trials,
+                "features": ",".join(model.features), **config.params},
+        split=model.split, figures=_plots(model), example=model.valid_frame[model.features].head(5),
+        example_output=model.valid_output.head(5),
+        card=model_card(project, contract, model, sources, model_name, commit),
+        nested=[(f"trial-{t['number']}", t["params"], t["metrics"]) for t in trials])
+
+
+def _segmented_model(frame: Any, pdf: pd.DataFrame, keys: list[str], timestamp: str, project: ProjectConfig,
+                     contract: Contract, sources: list[dict[str, Any]], model_name: str, commit: str, tmp: str,
+                     ctx: RunContext) -> Candidate:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .segments import SegmentedModel, fit_segments
+
+    config = project.training
+    segment_by = list(config.segment_by)
+    absent = [c for c in segment_by if c not in pdf.columns]
+    if absent:
+        raise TrainingDataError(f"training.segment_by names {absent}, which the training data lacks. Fix: use "
+                                f"columns of the gold table ({', '.join(pdf.columns)})")
+    ctx.log(f"  train: one model per {' x '.join(segment_by)} segment, in parallel with applyInPandas")
+    results = fit_segments(frame, keys, timestamp, project.problem_type, config, segment_by)
+    trained = results[results["error"].isna()].sort_values("segment")
+    skipped = results[results["error"].notna()]
+    for row in skipped.itertuples():
+        ctx.log(f"    segment {row.segment} skipped: {row.error}")
+    if trained.empty:
+        raise TrainingDataError("no segment could be trained: " + "; ".join(
+            f"{r.segment}: {r.error}" for r in skipped.itertuples()))
+    per_segment = {r.segment: json.loads(r.metrics) for r in trained.itertuples()}
+    splits = {r.segment: json.loads(r.split) for r in trained.itertuples()}
+    weights = {seg: splits[seg]["valid_rows"] for seg in per_segment}
+    total = sum(weights.values())
+    names = [k for k in next(iter(per_segment.values())) if k != "best_iteration"]
+    metrics = {k: float(sum(per_segment[s][k] * weights[s] for s in per_segment) / total) for k in names}
+    metrics["segments_trained"] = float(len(trained))
+    metrics["segments_skipped"] = float(len(skipped))
+    path = os.path.join(tmp, "segments.json")
+    Path(path).write_text(json.dumps({
+        "segment_by": segment_by, "problem_type": project.problem_type,
+        "models": {r.segment: {"model": r.model, "meta": json.loads(r.meta)} for r in trained.itertuples()}}))
+    main_metric = names[0]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.35 * len(per_segment))))
+    ax.barh(list(per_segment), [per_segment[s][main_metric] for s in per_segment], color="#2ca02c")
+    ax.set_title(f"Validation {main_metric} per segment")
+    fig.tight_layout()
+    example = pdf.drop(columns=[LABEL, *keys, timestamp], errors="ignore").head(5)
+    python_model = SegmentedModel()
+    split = {"segments": len(trained), "train_rows": sum(s["train_rows"] for s in splits.values()),
+             "valid_rows": total, "train_until": max(s["train_until"] for s in splits.values()),
+             "valid_from": min(s["valid_from"] for s in splits.values()),
+             "valid_until": max(s["valid_until"] for s in splits.values())}
+    card = "\n".join([
+        f"# Model card: {model_name}", "", "## Intended use",
+        f"{project.problem_type.capitalize()} on `{contract.name}`, one LightGBM model per "
+        f"{' x '.join(segment_by)} segment behind one pyfunc that routes each row to its segment.", "",
+        "## Training data", *[f"- `{s['table']}` Delta version {s['version']}" for s in sources],
+        f"- {len(trained)} segments trained, {len(skipped)} skipped (too little data; they score as missing)", "",
+        "## Metrics (validation period, weighted by validation rows)",
+        *[f"- {k}: {v:.4f}" for k, v in metrics.items()], "",
+        "## Limitations", "- Segments unseen in training, or skipped, get no prediction.",
+        f"- Code version: {commit}"]) + "\n"
+    return Candidate(
+        python_model=python_model, artifacts={"segments": path}, metrics=metrics,
+        params={"segment_by": ",".join(segment_by), "seed": config.seed, **config.params},
+        split=split, figures={"plots/segment_metrics.png": fig}, example=example,
+        example_output=pd.DataFrame({"prediction": [0.0] * len(example)}) if project.problem_type == "regression"
+        else pd.DataFrame({"prediction": [0.0] * len(example), "probability": [0.0] * len(example)}),
+        card=card, nested=[(f"segment {s}", {"segment": s, **splits[s]}, per_segment[s]) for s in per_segment])
+
+
 def train(rt: Runtime, ctx: RunContext) -> StageOutput:
     import mlflow
     from mlflow.models import infer_signature
-
-    from .model import LightGBMModel
 
     project = load_project(ctx.root)
     contract = load_contracts(ctx.root)[project.source]
     frame, sources, keys, timestamp = training_frame(rt, project, contract)
     ctx.log(f"  train: collecting the training set from {', '.join(s['table'] for s in sources)}")
     pdf = frame.toPandas()
-    started = time.perf_counter()
-    config, trials = project.training, []
-    if config.tuning_trials > 0:
-        ctx.log(f"  train: tuning with Optuna, {config.tuning_trials} trials")
-        best, trials = tune(pdf, keys, timestamp, project.problem_type, config,
-                            on_trial=lambda t: ctx.log(f"    trial {t['number']}: "
-                                                       f"{TUNED_METRIC[project.problem_type]}="
-                                                       f"{t['metrics'][TUNED_METRIC[project.problem_type]]:.4f}"))
-        config = replace(config, params=best)
-    model = fit(pdf, keys, timestamp, project.problem_type, config, expected_features=list(contract.gold.columns))
-    fit_seconds = time.perf_counter() - started
-    ctx.log(f"  train: fitted in {fit_seconds:.1f}s on {model.split['train_rows']} rows; "
-            + ", ".join(f"{k}={v:.4f}" for k, v in model.metrics.items()))
-
-    logging_started = time.perf_counter()
-    rt.configure_mlflow()
-    rt.use_experiment(ctx.experiment or project.experiment)
     model_name = rt.model_name(ctx.model_name or project.model_name)
     commit = git_commit(ctx.root)
-    with mlflow.start_run(run_name=f"train-{ctx.run_id[:8]}") as run:
-        mlflow.set_tags({"mlflow.source.git.commit": commit, "pipeline_run_id": ctx.run_id,
-                         "problem_type": project.problem_type, "source": contract.name})
-        mlflow.log_params({"seed": config.seed, "num_boost_round": config.num_boost_round,
-                           "early_stopping_rounds": config.early_stopping_rounds,
-                           "validation_fraction": config.validation_fraction, "tuning_trials": config.tuning_trials,
-                           "features": ",".join(model.features), **config.params, **model.split})
-        for trial in trials:
-            with mlflow.start_run(run_name=f"trial-{trial['number']}", nested=True):
-                mlflow.log_params(trial["params"])
-                mlflow.log_metrics(trial["metrics"])
-        mlflow.log_metrics({**model.metrics, "fit_seconds": fit_seconds})
-        for source in sources:
-            mlflow.log_input(rt.lineage_dataset(source["short"], source["version"]), context="training")
-        for path, figure in _plots(model).items():
-            mlflow.log_figure(figure, path)
-        card = model_card(project, contract, model, sources, model_name, commit)
-        mlflow.log_text(card, "model_card.md")
-        with tempfile.TemporaryDirectory() as tmp:
-            booster_path = os.path.join(tmp, "booster.txt")
-            meta_path = os.path.join(tmp, "meta.json")
-            model.booster.save_model(booster_path)
-            Path(meta_path).write_text(json.dumps(model.meta))
-            example = model.valid_frame[model.features].head(5)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        if project.training.segment_by:
+            candidate = _segmented_model(frame, pdf, keys, timestamp, project, contract, sources, model_name,
+                                         commit, tmp, ctx)
+        else:
+            candidate = _single_model(pdf, keys, timestamp, project, contract, sources, model_name, commit, tmp,
+                                      ctx)
+        fit_seconds = time.perf_counter() - started
+        ctx.log(f"  train: fitted in {fit_seconds:.1f}s on {candidate.split['train_rows']} rows; "
+                + ", ".join(f"{k}={v:.4f}" for k, v in candidate.metrics.items()))
+
+        logging_started = time.perf_counter()
+        rt.configure_mlflow()
+        rt.use_experiment(ctx.experiment or project.experiment)
+        with mlflow.start_run(run_name=f"train-{ctx.run_id[:8]}") as run:
+            mlflow.set_tags({"mlflow.source.git.commit": commit, "pipeline_run_id": ctx.run_id,
+                             "problem_type": project.problem_type, "source": contract.name})
+            mlflow.log_params({**candidate.params, **candidate.split})
+            for run_name, params, metrics in candidate.nested:
+                with mlflow.start_run(run_name=run_name, nested=True):
+                    mlflow.log_params(params)
+                    mlflow.log_metrics(metrics)
+            mlflow.log_metrics({**candidate.metrics, "fit_seconds": fit_seconds})
+            for source in sources:
+                mlflow.log_input(rt.lineage_dataset(source["short"], source["version"]), context="training")
+            for path, figure in candidate.figures.items():
+                mlflow.log_figure(figure, path)
+            mlflow.log_text(candidate.card, "model_card.md")
             # Integer columns cannot hold missing values at scoring time: declare them as doubles.
-            example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
-            signature = infer_signature(example, model.valid_output.head(5))
+            example = candidate.example.astype(
+                {c: "float64" for c in candidate.example.select_dtypes("integer").columns})
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=LightGBMModel(), artifacts={"booster": booster_path, "meta": meta_path},
-                code_paths=[str(Path(__file__).resolve().parent)], signature=signature, input_example=example,
+                name="model", python_model=candidate.python_model, artifacts=candidate.artifacts,
+                code_paths=[str(Path(__file__).resolve().parent)],
+                signature=infer_signature(example, candidate.example_output), input_example=example,
                 pip_requirements=pip_requirements(ctx.root))
-        version = mlflow.register_model(info.model_uri, model_name)
-        client = mlflow.MlflowClient()
-        tags = {"git_commit": commit, "validation_status": "pending", "pipeline_run_id": ctx.run_id,
-                "data_versions": json.dumps({s["table"]: s["version"] for s in sources}),
-                **{f"metric_{k}": f"{v:.6g}" for k, v in model.metrics.items()}}
-        for key, value in tags.items():
-            client.set_model_version_tag(model_name, version.version, key, value)
-        client.update_model_version(model_name, version.version, description=card)
-        logging_seconds = time.perf_counter() - logging_started
-        mlflow.log_metric("mlflow_logging_seconds", logging_seconds)
+            version = mlflow.register_model(info.model_uri, model_name)
+            client = mlflow.MlflowClient()
+            tags = {"git_commit": commit, "validation_status": "pending", "pipeline_run_id": ctx.run_id,
+                    "data_versions": json.dumps({s["table"]: s["version"] for s in sources}),
+                    **{f"metric_{k}": f"{v:.6g}" for k, v in candidate.metrics.items()}}
+            for key, value in tags.items():
+                client.set_model_version_tag(model_name, version.version, key, value)
+            client.update_model_version(model_name, version.version, description=candidate.card)
+            logging_seconds = time.perf_counter() - logging_started
+            mlflow.log_metric("mlflow_logging_seconds", logging_seconds)
     return StageOutput(details={
         "model": model_name, "version": str(version.version), "run_id": run.info.run_id,
-        "metrics": {k: round(v, 5) for k, v in model.metrics.items()}, "split": model.split,
+        "metrics": {k: round(v, 5) for k, v in candidate.metrics.items()}, "split": candidate.split,
         "data_versions": {s["table"]: s["version"] for s in sources},
         "fit_seconds": round(fit_seconds, 2), "mlflow_logging_seconds": round(logging_seconds, 2),
     })
