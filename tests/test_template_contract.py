@@ -130,3 +130,16 @@ def test_ruff_is_clean_on_the_template():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=TEMPLATE,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cruft_creates_a_project_that_it_can_keep_up_to_date(tmp_path):
+    """cruft renders the committed template and records it, so `cruft update` can follow it."""
+    created = subprocess.run([sys.executable, "-m", "cruft", "create", str(TEMPLATE), "--no-input", "--output-dir",
+                              str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert created.returncode == 0, created.stdout + created.stderr
+    project = tmp_path / "customer-churn"
+    recorded = json.loads((project / ".cruft.json").read_text())
+    assert recorded["template"] == str(TEMPLATE) and recorded["context"]["cookiecutter"]["cloud"] == "azure"
+    checked = subprocess.run([sys.executable, "-m", "cruft", "check"], cwd=project, capture_output=True, text=True,
+                             timeout=300)
+    assert checked.returncode == 0 and "up to date" in checked.stdout, checked.stdout + checked.stderr

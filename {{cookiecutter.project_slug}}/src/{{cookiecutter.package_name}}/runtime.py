@@ -177,6 +177,7 @@ class Runtime(ABC):
                                       version=None if version is None else str(version))
 
     def configure_mlflow(self) -> None:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
 
         tracking, registry = self.mlflow_uris()
