@@ -363,7 +363,7 @@ def _single_model(pdf: pd.DataFrame, keys: list[str], timestamp: str, project: P
         nested=[(f"trial-{t['number']}", t["params"], t["metrics"]) for t in trials])
 
 
-def _segmented_model(frame: Any, pdf: pd.DataFrame, keys: list[str], timestamp: str, project: ProjectConfig,
+def _segmented_model(frame: Any, keys: list[str], timestamp: str, project: ProjectConfig,
                      contract: Contract, sources: list[dict[str, Any]], model_name: str, commit: str, tmp: str,
                      ctx: RunContext) -> Candidate:
     import matplotlib
@@ -375,10 +375,10 @@ def _segmented_model(frame: Any, pdf: pd.DataFrame, keys: list[str], timestamp: 
 
     config = project.training
     segment_by = list(config.segment_by)
-    absent = [c for c in segment_by if c not in pdf.columns]
+    absent = [c for c in segment_by if c not in frame.columns]
     if absent:
         raise TrainingDataError(f"training.segment_by names {absent}, which the training data lacks. Fix: use "
-                                f"columns of the gold table ({', '.join(pdf.columns)})")
+                                f"columns of the gold table ({', '.join(frame.columns)})")
     ctx.log(f"  train: one model per {' x '.join(segment_by)} segment, in parallel with applyInPandas")
     results = fit_segments(frame, keys, timestamp, project.problem_type, config, segment_by)
     trained = results[results["error"].isna()].sort_values("segment")
@@ -405,7 +405,7 @@ def _segmented_model(frame: Any, pdf: pd.DataFrame, keys: list[str], timestamp: 
     ax.barh(list(per_segment), [per_segment[s][main_metric] for s in per_segment], color="#2ca02c")
     ax.set_title(f"Validation {main_metric} per segment")
     fig.tight_layout()
-    example = pdf.drop(columns=[LABEL, *keys, timestamp], errors="ignore").head(5)
+    example = frame.limit(5).toPandas().drop(columns=[LABEL, *keys, timestamp], errors="ignore")
     python_model = SegmentedModel()
     split = {"segments": len(trained), "train_rows": sum(s["train_rows"] for s in splits.values()),
              "valid_rows": total, "train_until": max(s["train_until"] for s in splits.values()),
@@ -437,18 +437,17 @@ def train(rt: Runtime, ctx: RunContext) -> StageOutput:
     project = load_project(ctx.root)
     contract = load_contracts(ctx.root)[project.source]
     frame, sources, keys, timestamp = training_frame(rt, project, contract)
-    ctx.log(f"  train: collecting the training set from {', '.join(s['table'] for s in sources)}")
-    pdf = frame.toPandas()
     model_name = rt.model_name(ctx.model_name or project.model_name)
     commit = git_commit(ctx.root)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         if project.training.segment_by:
-            candidate = _segmented_model(frame, pdf, keys, timestamp, project, contract, sources, model_name,
-                                         commit, tmp, ctx)
+            candidate = _segmented_model(frame, keys, timestamp, project, contract, sources, model_name, commit,
+                                         tmp, ctx)
         else:
-            candidate = _single_model(pdf, keys, timestamp, project, contract, sources, model_name, commit, tmp,
-                                      ctx)
+            ctx.log(f"  train: collecting the training set from {', '.join(s['table'] for s in sources)}")
+            candidate = _single_model(frame.toPandas(), keys, timestamp, project, contract, sources, model_name,
+                                      commit, tmp, ctx)
         fit_seconds = time.perf_counter() - started
         ctx.log(f"  train: fitted in {fit_seconds:.1f}s on {candidate.split['train_rows']} rows; "
                 + ", ".join(f"{k}={v:.4f}" for k, v in candidate.metrics.items()))
