@@ -7,6 +7,9 @@
     python -m PACKAGE bundle-check [--target T] [--var name=value]
     python -m PACKAGE bench ingest [--rows 1000000 --rows 10000000]
     python -m PACKAGE bench train [--rows 1030000]
+    python -m PACKAGE approve --version 3 --reason "reviewed metrics and model card"
+    python -m PACKAGE promote --reason "weekly release"        # @challenger -> @champion
+    python -m PACKAGE rollback --reason "conversion dropped"   # previous @champion back
     python -m PACKAGE stages
 """
 
@@ -20,6 +23,7 @@ from pathlib import Path
 from . import bundle_check, pipeline
 from .config import ConfigError, load_project, project_root, target_config
 from .runtime import ENGINES, PlatformError, open_runtime
+from .stage import StageFailure
 
 USAGE = (__doc__ or "").replace("PACKAGE", str(__package__))
 
@@ -60,8 +64,45 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["ingest", "train"])
     bench.add_argument("--rows", type=int, action="append", help="records per run (repeatable; default 1000000)")
 
+    for action, text in (("approve", "approve a validated model version for promotion"),
+                         ("promote", "make @challenger (or --version) the @champion; needs approval"),
+                         ("rollback", "put the previous @champion back")):
+        sub = commands.add_parser(action, help=text)
+        if action != "rollback":
+            sub.add_argument("--version", required=action == "approve", help="model version")
+        sub.add_argument("--reason", required=True, help="why: kept in the audit trail")
+        sub.add_argument("--by", default=None, help="who (default: the current user)")
+        sub.add_argument("--model-name", help="registered model name (default: conf/project.yml)")
+        _target_arguments(sub, engine=False)
+
     commands.add_parser("stages", help="list the stages in run order")
     return parser
+
+
+def _registry(args: argparse.Namespace, root: Path) -> int:
+    import getpass
+
+    from . import registry
+    from .runtime import LocalRuntime
+
+    target = target_config(root, args.target)
+    catalog, schema = args.catalog or target.catalog, args.schema or target.schema
+    if target.platform == "local":
+        rt = LocalRuntime(target=target.name, catalog=catalog, schema=schema, spark=None,
+                          local_dir=(args.local_dir or root / ".local").resolve())
+    else:
+        rt = open_runtime(target.name, catalog, schema, target.platform)
+    rt.configure_mlflow()
+    name = rt.model_name(args.model_name or load_project(root).model_name)
+    who = args.by or getpass.getuser()
+    if args.command == "approve":
+        result = registry.approve(name, args.version, who, args.reason)
+    elif args.command == "promote":
+        result = registry.promote(name, args.version, who, args.reason)
+    else:
+        result = registry.rollback(name, who, args.reason)
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def _target_arguments(parser: argparse.ArgumentParser, engine: bool = True) -> None:
@@ -130,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             return bundle_check.main(root, args.targets, args.var)
         if args.command == "sample-data":
             return _sample_data(args, root)
+        if args.command in ("approve", "promote", "rollback"):
+            return _registry(args, root)
         if args.command == "bench":
             from .bench import bench_ingest, bench_train
 
@@ -140,6 +183,6 @@ def main(argv: list[str] | None = None) -> int:
                     bench_train(root, rows)
             return 0
         return _run(args, root)
-    except (ConfigError, PlatformError, ValueError) as exc:
+    except (ConfigError, PlatformError, ValueError, StageFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

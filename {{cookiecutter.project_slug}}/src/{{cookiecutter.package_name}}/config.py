@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -102,6 +103,7 @@ class ProjectConfig:
     model_name: str = "model"
     experiment: str = "experiment"
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    validation: dict[str, Any] = field(default_factory=dict)
 
 
 PROBLEM_TYPES = ("classification", "regression")
@@ -126,6 +128,9 @@ def load_project(root: Path) -> ProjectConfig:
     feature_store = raw.get("feature_store", True)
     if isinstance(feature_store, str):
         feature_store = feature_store.lower() in ("yes", "true", "1")
+    validation = {"mode": "enabled", "thresholds": {}, "champion_tolerance": 0.0, **(raw.get("validation") or {})}
+    if validation["mode"] not in ("enabled", "dry_run", "disabled"):
+        raise ConfigError(f"{path}: validation.mode is {validation['mode']!r}. Fix: use enabled, dry_run or disabled")
     lookback = raw.get("lookback_days")
     return ProjectConfig(
         problem_type=problem_type,
@@ -135,4 +140,5 @@ def load_project(root: Path) -> ProjectConfig:
         model_name=str(raw.get("model_name", "model")),
         experiment=str(raw.get("experiment", "experiment")),
         training=training,
+        validation=validation,
     )

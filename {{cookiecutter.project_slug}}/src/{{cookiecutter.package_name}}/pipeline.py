@@ -63,6 +63,7 @@ STAGES: dict[str, Stage] = {
     "gold": _lazy("ingest", "gold"),
     "features": _lazy("features", "build_features"),
     "train": _lazy("training", "train"),
+    "validate": _lazy("registry", "validate"),
 }
 # Names that stand for several stages.
 GROUPS: dict[str, list[str]] = {

@@ -1,0 +1,25 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # Validation gate
+# MAGIC Checks the new model version against the metric thresholds and, on the same holdout, against
+# MAGIC `@champion`; a passing version becomes `@challenger`. In `enabled` mode a failure fails this task.
+# MAGIC Promotion to `@champion` needs the version tag `approval` = `approved` (set by a reviewer or CI).
+
+# COMMAND ----------
+
+# MAGIC %pip install -q -r ../../requirements/base.txt databricks-feature-engineering
+
+# COMMAND ----------
+
+dbutils.library.restartPython()
+
+# COMMAND ----------
+
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath("../../src"))
+
+from {{ cookiecutter.package_name }}.notebook import run_stage
+
+run_stage(dbutils, "validate")
