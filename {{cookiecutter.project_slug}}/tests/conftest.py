@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +62,40 @@ def local_runtime(sail_spark: object, tmp_path: Path) -> Iterator[object]:
 
     with open_runtime("local", "dev", "unit_tests", "local", local_dir=tmp_path / ".local", spark=sail_spark) as rt:
         yield rt
+
+
+def scratch_root(target: Path) -> Path:
+    """A scratch project root with the shipped configuration and pins (the stages read both)."""
+    for name in ("conf", "requirements"):
+        shutil.copytree(PROJECT / name, target / name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def make_root() -> Callable[[Path], Path]:
+    return scratch_root
+
+
+@pytest.fixture(scope="session")
+def sample_lake(sail_spark: Any) -> Callable[..., Any]:
+    """Open a runtime on a fresh local dir, write the project's sample data and run ``stages``."""
+    from {{ cookiecutter.package_name }} import pipeline
+    from {{ cookiecutter.package_name }}.config import load_project
+    from {{ cookiecutter.package_name }}.contract import load_contracts
+    from {{ cookiecutter.package_name }}.runtime import open_runtime
+    from {{ cookiecutter.package_name }}.sample_data import generate
+
+    @contextmanager
+    def lake(base: Path, schema: str, stages: list[str], rows: int = 3000) -> Iterator[tuple[Any, Path, Any]]:
+        root = scratch_root(base / "project")
+        contract = load_contracts(root)[load_project(root).source]
+        with open_runtime("local", "dev", schema, "local", local_dir=base / ".local", spark=sail_spark) as rt:
+            generate(contract.name, Path(rt.landing_path(contract.path)), rows=rows)
+            summary = pipeline.run_stages(rt, stages, log=lambda _: None, root=root)
+            assert summary.ok, [s.error for s in summary.stages]
+            yield rt, root, summary
+
+    return lake
 
 
 @pytest.fixture

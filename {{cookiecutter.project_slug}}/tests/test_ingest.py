@@ -4,7 +4,6 @@ sample data: exactly once, idempotent reruns, defects routed with reasons, the q
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +27,9 @@ ROWS = 2000
 MEDALLION = ("bronze_table", "silver_table", "quarantine_table", "gold_table")
 
 
-def copy_conf(target: Path) -> Path:
-    """A scratch project root with the shipped configuration."""
-    shutil.copytree(PROJECT / "conf", target / "conf")
-    return target
-
-
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return copy_conf(tmp_path / "project")
+def root(tmp_path: Path, make_root) -> Path:
+    return make_root(tmp_path / "project")
 
 
 @pytest.fixture
@@ -74,10 +67,10 @@ class Ingested:
 
 
 @pytest.fixture(scope="module")
-def ingested(sail_spark, tmp_path_factory) -> Iterator[Ingested]:
+def ingested(sail_spark, tmp_path_factory, make_root) -> Iterator[Ingested]:
     """The shipped sample data ingested once; the tests below read it, the last ones add files."""
     base = tmp_path_factory.mktemp("ingested")
-    root = copy_conf(base / "project")
+    root = make_root(base / "project")
     contract = load_contracts(root)[load_project(root).source]
     with open_runtime("local", "dev", "ingest_tests", "local", local_dir=base / ".local", spark=sail_spark) as rt:
         report = generate(contract.name, landing(rt, contract), rows=ROWS)

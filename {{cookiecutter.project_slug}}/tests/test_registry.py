@@ -11,24 +11,12 @@ import yaml
 
 from {{ cookiecutter.package_name }} import pipeline, registry
 from {{ cookiecutter.package_name }}.config import load_project
-from {{ cookiecutter.package_name }}.contract import load_contracts
-from {{ cookiecutter.package_name }}.runtime import open_runtime
-from {{ cookiecutter.package_name }}.sample_data import generate
 
 pytestmark = pytest.mark.sail
 
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-def copy_root(target: Path) -> Path:
-    shutil.copytree(PROJECT / "conf", target / "conf")
-    shutil.copytree(PROJECT / "requirements", target / "requirements")
-    return target
-
-
 def with_settings(root: Path, target: Path, change) -> Path:
-    copy = copy_root(target)
-    shutil.copytree(root / "conf", copy / "conf", dirs_exist_ok=True)
+    copy = target
+    shutil.copytree(root, copy)
     path = copy / "conf" / "project.yml"
     settings = yaml.safe_load(path.read_text())
     change(settings)
@@ -37,14 +25,9 @@ def with_settings(root: Path, target: Path, change) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lake(sail_spark, tmp_path_factory):
-    base = tmp_path_factory.mktemp("registry")
-    root = copy_root(base / "project")
-    contract = load_contracts(root)[load_project(root).source]
-    with open_runtime("local", "dev", "registry_tests", "local", local_dir=base / ".local", spark=sail_spark) as rt:
-        generate(contract.name, Path(rt.landing_path(contract.path)), rows=3000)
-        assert pipeline.run_stages(rt, ["ingest", "features"], log=lambda _: None, root=root).ok
-        yield rt, root, base
+def lake(sample_lake, tmp_path_factory):
+    with sample_lake(tmp_path_factory.mktemp("registry"), "registry_tests", ["ingest", "features"]) as lake:
+        yield lake
 
 
 def train_and_validate(rt, root):

@@ -12,26 +12,15 @@ import pytest
 from {{ cookiecutter.package_name }} import pipeline
 from {{ cookiecutter.package_name }}.config import load_project
 from {{ cookiecutter.package_name }}.contract import load_contracts
-from {{ cookiecutter.package_name }}.runtime import open_runtime
-from {{ cookiecutter.package_name }}.sample_data import generate
 
 pytestmark = pytest.mark.sail
 
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def trained(sail_spark, tmp_path_factory):
-    base = tmp_path_factory.mktemp("trained")
-    root = base / "project"
-    shutil.copytree(PROJECT / "conf", root / "conf")
-    shutil.copytree(PROJECT / "requirements", root / "requirements")
-    contract = load_contracts(root)[load_project(root).source]
-    with open_runtime("local", "dev", "train_tests", "local", local_dir=base / ".local", spark=sail_spark) as rt:
-        generate(contract.name, Path(rt.landing_path(contract.path)), rows=3000)
-        summary = pipeline.run_stages(rt, ["ingest", "features", "train"], log=lambda _: None, root=root)
-        assert summary.ok, [s.error for s in summary.stages]
-        yield rt, root, summary
+def trained(sample_lake, tmp_path_factory):
+    with sample_lake(tmp_path_factory.mktemp("trained"), "train_tests", ["ingest", "features", "train"]) as lake:
+        yield lake
 
 
 def test_training_registers_a_fully_documented_model_version(trained):

@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 from . import bundle_check, pipeline
-from .config import ConfigError, load_project, project_root, target_config
-from .runtime import ENGINES, PlatformError, open_runtime
+from .config import ConfigError, TargetConfig, load_project, project_root, target_config
+from .runtime import ENGINES, LocalRuntime, PlatformError, open_runtime
 from .stage import StageFailure
 
 USAGE = (__doc__ or "").replace("PACKAGE", str(__package__))
@@ -79,19 +79,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _offline_runtime(args: argparse.Namespace, root: Path, target: TargetConfig) -> LocalRuntime:
+    """A local runtime without a Spark engine: paths and MLflow settings only."""
+    return LocalRuntime(target=target.name, catalog=args.catalog or target.catalog,
+                        schema=args.schema or target.schema, spark=None,
+                        local_dir=(args.local_dir or root / ".local").resolve())
+
+
 def _registry(args: argparse.Namespace, root: Path) -> int:
     import getpass
 
     from . import registry
-    from .runtime import LocalRuntime
 
     target = target_config(root, args.target)
-    catalog, schema = args.catalog or target.catalog, args.schema or target.schema
     if target.platform == "local":
-        rt = LocalRuntime(target=target.name, catalog=catalog, schema=schema, spark=None,
-                          local_dir=(args.local_dir or root / ".local").resolve())
+        rt = _offline_runtime(args, root, target)
     else:
-        rt = open_runtime(target.name, catalog, schema, target.platform)
+        rt = open_runtime(target.name, args.catalog or target.catalog, args.schema or target.schema,
+                          target.platform)
     rt.configure_mlflow()
     name = rt.model_name(args.model_name or load_project(root).model_name)
     who = args.by or getpass.getuser()
@@ -138,7 +143,6 @@ def _run(args: argparse.Namespace, root: Path) -> int:
 
 def _sample_data(args: argparse.Namespace, root: Path) -> int:
     from .contract import load_contracts
-    from .runtime import LocalRuntime
     from .sample_data import generate
 
     source = args.source or load_project(root).source
@@ -151,10 +155,7 @@ def _sample_data(args: argparse.Namespace, root: Path) -> int:
         if target.platform != "local":
             raise ConfigError("sample-data writes local files. Fix: pass --out /Volumes/<catalog>/<schema>/landing/"
                               "raw/<source> when running on Databricks, or use --target local")
-        local = LocalRuntime(target=target.name, catalog=args.catalog or target.catalog,
-                             schema=args.schema or target.schema, spark=None,
-                             local_dir=(args.local_dir or root / ".local").resolve())
-        out = Path(local.landing_path(contracts[source].path))
+        out = Path(_offline_runtime(args, root, target).landing_path(contracts[source].path))
     report = generate(source, out, rows=args.rows, drift=args.drift, seed=args.seed)
     print(json.dumps(report.to_dict(), indent=2))
     return 0
