@@ -1,7 +1,7 @@
 """One command line for notebooks, jobs and local runs.
 
     python -m PACKAGE sample-data [--rows N] [--drift] [--out DIR]
-    python -m PACKAGE run all --target local [--local-dir DIR] [--json]
+    python -m PACKAGE run all --target local [--local-dir DIR] [--json]   # sample data first if none
     python -m PACKAGE run ingest --target local --json
     python -m PACKAGE run bootstrap --target dev --catalog c --schema s
     python -m PACKAGE bundle-check [--target T] [--var name=value]
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import bundle_check, pipeline
@@ -119,7 +120,23 @@ def _target_arguments(parser: argparse.ArgumentParser, engine: bool = True) -> N
         parser.add_argument("--schema", help="override the target's schema")
 
 
-def _run(args: argparse.Namespace, root: Path) -> int:
+def _sample_data_if_missing(root: Path, rt: LocalRuntime, log: Callable[[str], None]) -> None:
+    """A local run on an empty landing folder starts from the shipped sample data."""
+    from .contract import load_contracts
+    from .landing import list_landing_files
+    from .sample_data import generate
+
+    contract = load_contracts(root)[load_project(root).source]
+    folder = Path(rt.landing_path(contract.path))
+    if folder.is_dir() and list_landing_files(folder):
+        return
+    log(f"no landing files in {folder}: writing sample data first (python -m {__package__} sample-data)")
+    report = generate(contract.name, folder)
+    log(f"  sample data: {report.records} records in {len(report.files)} files")
+
+
+def run_summary(args: argparse.Namespace, root: Path) -> pipeline.RunSummary:
+    """Run the stages named in ``args`` (the ``run`` command) and return the summary."""
     stages = pipeline.resolve_stages(args.stages)
     target = target_config(root, args.target)
     local_dir = args.local_dir or root / ".local"
@@ -131,8 +148,14 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         local_dir=local_dir,
         engine=args.engine,
     ) as rt:
-        summary = pipeline.run_stages(rt, stages, run_id=args.run_id, root=root, experiment=args.experiment,
-                                      model_name=args.model_name)
+        if isinstance(rt, LocalRuntime) and "bronze" in stages:
+            _sample_data_if_missing(root, rt, pipeline.stderr)
+        return pipeline.run_stages(rt, stages, run_id=args.run_id, root=root, experiment=args.experiment,
+                                   model_name=args.model_name)
+
+
+def _run(args: argparse.Namespace, root: Path) -> int:
+    summary = run_summary(args, root)
     if args.json:
         print(summary.to_json())
         print(summary.to_text(), file=sys.stderr)

@@ -23,6 +23,8 @@ class TargetConfig:
     platform: str
     catalog: str
     schema: str
+    # Let the pipeline approve its own validated versions (local only: on Databricks a person or CI approves).
+    auto_approve: bool = False
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -71,7 +73,14 @@ def load_targets(root: Path) -> dict[str, TargetConfig]:
             raise ConfigError(
                 f"{path}: targets.{name}.platform is {settings['platform']!r}. Fix: use one of {PLATFORMS}"
             )
-        result[name] = TargetConfig(name, settings["platform"], str(settings["catalog"]), str(settings["schema"]))
+        auto_approve = settings.get("auto_approve", False)
+        if not isinstance(auto_approve, bool):
+            raise ConfigError(f"{path}: targets.{name}.auto_approve must be true or false")
+        if auto_approve and settings["platform"] != "local":
+            raise ConfigError(f"{path}: targets.{name}.auto_approve is only for local targets. Fix: remove it; on "
+                              "Databricks a reviewer or CI sets the approval tag on the model version")
+        result[name] = TargetConfig(name, settings["platform"], str(settings["catalog"]), str(settings["schema"]),
+                                    auto_approve)
     return result
 
 
@@ -104,6 +113,8 @@ class ProjectConfig:
     experiment: str = "experiment"
     training: TrainingConfig = field(default_factory=TrainingConfig)
     validation: dict[str, Any] = field(default_factory=dict)
+    inference: dict[str, Any] = field(default_factory=dict)
+    monitoring: dict[str, Any] = field(default_factory=dict)
 
 
 PROBLEM_TYPES = ("classification", "regression")
@@ -131,6 +142,14 @@ def load_project(root: Path) -> ProjectConfig:
     validation = {"mode": "enabled", "thresholds": {}, "champion_tolerance": 0.0, **(raw.get("validation") or {})}
     if validation["mode"] not in ("enabled", "dry_run", "disabled"):
         raise ConfigError(f"{path}: validation.mode is {validation['mode']!r}. Fix: use enabled, dry_run or disabled")
+    inference = {"batch_periods": 1, **(raw.get("inference") or {})}
+    if not isinstance(inference["batch_periods"], int) or inference["batch_periods"] < 1:
+        raise ConfigError(f"{path}: inference.batch_periods must be a whole number >= 1")
+    monitoring = {"psi_threshold": 0.2, "bins": 10, "performance": {}, **(raw.get("monitoring") or {})}
+    if float(monitoring["psi_threshold"]) <= 0:
+        raise ConfigError(f"{path}: monitoring.psi_threshold must be above 0 (0.1-0.25 is usual)")
+    if not isinstance(monitoring["bins"], int) or not 2 <= monitoring["bins"] <= 100:
+        raise ConfigError(f"{path}: monitoring.bins must be a whole number from 2 to 100")
     lookback = raw.get("lookback_days")
     return ProjectConfig(
         problem_type=problem_type,
@@ -141,4 +160,6 @@ def load_project(root: Path) -> ProjectConfig:
         experiment=str(raw.get("experiment", "experiment")),
         training=training,
         validation=validation,
+        inference=inference,
+        monitoring=monitoring,
     )

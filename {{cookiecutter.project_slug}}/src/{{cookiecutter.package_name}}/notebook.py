@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cli import main
+from .cli import _parser, run_summary
+from .config import project_root
 
 WIDGETS = ("target", "catalog", "schema", "run_id", "experiment", "model_name")
 
@@ -27,10 +28,16 @@ def notebook_args(widget_values: dict[str, str], stages: tuple[str, ...]) -> lis
 
 
 def run_stage(dbutils: Any, *stages: str) -> None:
-    """Declare the widgets, read them, run the stages; raise so the job task fails on error."""
+    """Declare the widgets, read them, run the stages and publish their task values (e.g. the
+    check stage's ``retrain`` for a ``condition_task``); raise so the job task fails on error."""
     for name in WIDGETS:
         dbutils.widgets.text(name, "")
     values = {name: dbutils.widgets.get(name) for name in WIDGETS}
-    exit_code = main(notebook_args(values, stages))
-    if exit_code != 0:
-        raise RuntimeError(f"{', '.join(stages)} failed with exit code {exit_code}; see the output above")
+    summary = run_summary(_parser().parse_args(notebook_args(values, stages)), project_root())
+    print(summary.to_text())
+    for stage in summary.stages:
+        for key, value in dict(stage.details.get("task_values") or {}).items():
+            dbutils.jobs.taskValues.set(key=key, value=value)
+    if not summary.ok:
+        failed = [s.name for s in summary.stages if s.status != "succeeded"]
+        raise RuntimeError(f"{', '.join(failed)} failed; see the summary above")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 import time
 import traceback
 import uuid
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from .config import ConfigError, project_root
 from .runtime import Runtime
-from .stage import RunContext, StageFailure, StageOutput
+from .stage import RunContext, StageFailure, StageOutput, stderr
 from .transforms import latest_per_key
 
 RUNS_TABLE = "pipeline_runs"
@@ -62,8 +61,12 @@ STAGES: dict[str, Stage] = {
     "silver": _lazy("ingest", "silver"),
     "gold": _lazy("ingest", "gold"),
     "features": _lazy("features", "build_features"),
+    "check": _lazy("monitoring", "check"),
     "train": _lazy("training", "train"),
     "validate": _lazy("registry", "validate"),
+    "promote": _lazy("registry", "promote_stage"),
+    "score": _lazy("inference", "score"),
+    "monitor": _lazy("monitoring", "monitor"),
 }
 # Names that stand for several stages.
 GROUPS: dict[str, list[str]] = {
@@ -171,7 +174,7 @@ def run_stages(
     rt: Runtime,
     names: list[str],
     run_id: str | None = None,
-    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    log: Callable[[str], None] = stderr,
     root: Path | None = None,
     experiment: str | None = None,
     model_name: str | None = None,

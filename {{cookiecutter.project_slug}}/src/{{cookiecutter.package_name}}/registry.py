@@ -18,7 +18,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import load_project
+from .config import load_project, target_config
 from .contract import load_contracts
 from .runtime import Runtime
 from .stage import RunContext, StageFailure, StageOutput
@@ -37,7 +37,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _client() -> Any:
+def mlflow_client() -> Any:
     import mlflow
 
     return mlflow.MlflowClient()
@@ -96,15 +96,24 @@ def _holdout(rt: Runtime, ctx: RunContext, run: Any) -> Any:
     return pdf[pdf[timestamp].astype(str) >= valid_from]
 
 
+def skipped(ctx: RunContext) -> StageOutput | None:
+    """Nothing to validate or promote when the check stage decided not to retrain."""
+    if ctx.state.get("retrain") is False:
+        return StageOutput(details={"skipped": "no new model version in this run (see the check stage)"})
+    return None
+
+
 def validate(rt: Runtime, ctx: RunContext) -> StageOutput:
     import mlflow
 
     from .training import LABEL, evaluate
 
+    if (nothing := skipped(ctx)) is not None:
+        return nothing
     project = load_project(ctx.root)
     settings = project.validation
     rt.configure_mlflow()
-    client = _client()
+    client = mlflow_client()
     name = rt.model_name(ctx.model_name or project.model_name)
     version = candidate_version(client, name, ctx.run_id)
     if settings["mode"] == "disabled":
@@ -133,7 +142,9 @@ def validate(rt: Runtime, ctx: RunContext) -> StageOutput:
         mlflow.log_metric("validation_passed", float(passed))
         mlflow.log_dict({"mode": settings["mode"], "checks": checks}, "validation/results.json")
     details = {"model": name, "version": str(version.version), "mode": settings["mode"], "status": status,
-               "checks": "; ".join(f"{c['check']}: {c['value']:.4f} {'ok' if c['passed'] else 'FAILED'}"
+               "checks": "; ".join(f"{c['check']}: {c['value']:.4f}"
+                                   + (f" (champion {c['champion']:.4f})" if "champion" in c else "")
+                                   + f" {'ok' if c['passed'] else 'FAILED'}"
                                    if c["value"] is not None else f"{c['check']}: missing" for c in checks)}
     if passed:
         set_alias(client, name, "challenger", str(version.version), "passed validation", ctx.run_id)
@@ -157,7 +168,7 @@ def set_alias(client: Any, name: str, alias: str, version: str, why: str, who: s
 
 
 def approve(name: str, version: str, who: str, why: str) -> dict[str, Any]:
-    client = _client()
+    client = mlflow_client()
     current = client.get_model_version(name, version)
     if current.tags.get("validation_status") != "passed":
         raise RegistryError(f"{name} version {version} has validation_status "
@@ -170,7 +181,7 @@ def approve(name: str, version: str, who: str, why: str) -> dict[str, Any]:
 
 def promote(name: str, version: str | None, who: str, why: str) -> dict[str, Any]:
     """``@challenger`` (or the given version) becomes ``@champion``, if validated and approved."""
-    client = _client()
+    client = mlflow_client()
     if version is None:
         challenger = alias_version(client, name, "challenger")
         if challenger is None:
@@ -189,7 +200,7 @@ def promote(name: str, version: str | None, who: str, why: str) -> dict[str, Any
 
 def rollback(name: str, who: str, why: str) -> dict[str, Any]:
     """Put the champion before the current one back."""
-    client = _client()
+    client = mlflow_client()
     current = alias_version(client, name, "champion")
     if current is None:
         raise RegistryError(f"{name} has no @champion to roll back")
@@ -201,3 +212,36 @@ def rollback(name: str, who: str, why: str) -> dict[str, Any]:
                             "roll back to")
     set_alias(client, name, "champion", before, f"rollback: {why}", who)
     return {"model": name, "champion": before, "rolled_back": str(current.version)}
+
+
+def promote_stage(rt: Runtime, ctx: RunContext) -> StageOutput:
+    """The approval check and deployment of the UC deployment-job shape: the version trained in
+    this run becomes ``@champion`` if it passed validation and is approved.  A target with
+    ``auto_approve`` (local only) approves it on the pipeline's behalf; elsewhere an unapproved
+    version stops here with what to do."""
+    if (nothing := skipped(ctx)) is not None:
+        return nothing
+    project = load_project(ctx.root)
+    rt.configure_mlflow()
+    registry = mlflow_client()
+    name = rt.model_name(ctx.model_name or project.model_name)
+    mine = [v for v in registry.search_model_versions(f"name = '{name}'")
+            if v.tags.get("pipeline_run_id") == ctx.run_id]
+    if not mine:
+        return StageOutput(details={"skipped": f"no version of {name} was registered by run {ctx.run_id}"})
+    version = max(mine, key=lambda v: int(v.version))
+    champion = alias_version(registry, name, "champion")
+    status = version.tags.get("validation_status")
+    if status != "passed":
+        return StageOutput(details={"model": name, "version": str(version.version), "promoted": False,
+                                    "reason": f"validation_status is {status!r}; @champion stays "
+                                              f"{champion.version if champion else 'unset'}"})
+    if version.tags.get("approval") != "approved":
+        if not target_config(ctx.root, rt.target).auto_approve:
+            raise RegistryError(
+                f"{name} version {version.version} passed validation and waits for approval. Fix: a reviewer sets "
+                f"the model-version tag approval=approved (python -m {__package__} approve --version "
+                f"{version.version} --reason ...), then repair this run", {"model": name, "version": version.version})
+        approve(name, str(version.version), "pipeline", f"auto_approve on target {rt.target} (conf/targets.yml)")
+    result = promote(name, str(version.version), "pipeline", f"passed validation in run {ctx.run_id}")
+    return StageOutput(details={**result, "promoted": True})

@@ -133,9 +133,11 @@ class Runtime(ABC):
         else:
             self.write(df, name, mode="overwrite")
 
-    def merge(self, df: DataFrame, name: str, keys: list[str], update_when: str | None = None) -> None:
+    def merge(self, df: DataFrame, name: str, keys: list[str], update_when: str | None = None,
+              insert_only: bool = False) -> None:
         """Upsert ``df`` into the table by ``keys`` (rows must be unique by key); create it if missing.
-        ``update_when`` limits updates (SQL over ``s`` source and ``t`` target, e.g. newer event time).
+        ``update_when`` limits updates (SQL over ``s`` source and ``t`` target, e.g. newer event time);
+        ``insert_only`` never touches existing rows.
 
         Rerunning the same merge leaves the table unchanged, which makes stages idempotent.
         """
@@ -151,10 +153,21 @@ class Runtime(ABC):
         df.createOrReplaceTempView(view)
         self._views.append(view)
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        update = "" if insert_only else f"WHEN MATCHED {'AND ' + update_when if update_when else ''} THEN UPDATE SET * "
+        self.spark.sql(
+            f"MERGE INTO {self.sql_ref(name)} t USING {view} s ON {condition} {update}WHEN NOT MATCHED THEN INSERT *"
+        ).collect()
+
+    def update_columns(self, df: DataFrame, name: str, keys: list[str], columns: list[str], when: str) -> None:
+        """Set ``columns`` of existing rows from ``df`` (matched by ``keys``) where ``when`` holds."""
+        view = f"_update_source_{uuid.uuid4().hex[:12]}"
+        df.createOrReplaceTempView(view)
+        self._views.append(view)
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        assignments = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
         self.spark.sql(
             f"MERGE INTO {self.sql_ref(name)} t USING {view} s ON {condition} "
-            f"WHEN MATCHED {'AND ' + update_when if update_when else ''} THEN UPDATE SET * "
-            "WHEN NOT MATCHED THEN INSERT *"
+            f"WHEN MATCHED AND {when} THEN UPDATE SET {assignments}"
         ).collect()
 
     def row_count(self, name: str) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def _stderr(line: str) -> None:
+def stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
@@ -18,9 +18,11 @@ class RunContext:
 
     root: Path
     run_id: str
-    log: Callable[[str], None] = _stderr
+    log: Callable[[str], None] = stderr
     experiment: str | None = None
     model_name: str | None = None
+    # Decisions shared between the stages of one run (e.g. the check stage's ``retrain``).
+    state: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass

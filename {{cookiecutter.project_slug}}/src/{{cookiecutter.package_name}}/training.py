@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyspark.sql import functions as F
 
 from .config import ProjectConfig, TrainingConfig, load_project
 from .contract import Contract, load_contracts
 from .features import feature_spec
+from .inference import score_frame
 from .runtime import Runtime
 from .scoring import predictions, prepare_features
 from .stage import RunContext, StageFailure, StageOutput
@@ -434,9 +436,15 @@ def train(rt: Runtime, ctx: RunContext) -> StageOutput:
     import mlflow
     from mlflow.models import infer_signature
 
+    from .monitoring import BASELINE_ARTIFACT, baseline
+    from .validation import model_input_gate
+
+    if ctx.state.get("retrain") is False:
+        return StageOutput(details={"skipped": "the check stage found no reason to retrain"})
     project = load_project(ctx.root)
     contract = load_contracts(ctx.root)[project.source]
     frame, sources, keys, timestamp = training_frame(rt, project, contract)
+    gate = model_input_gate(frame, contract, "training")
     model_name = rt.model_name(ctx.model_name or project.model_name)
     commit = git_commit(ctx.root)
     with tempfile.TemporaryDirectory() as tmp:
@@ -487,9 +495,15 @@ def train(rt: Runtime, ctx: RunContext) -> StageOutput:
             client.update_model_version(model_name, version.version, description=candidate.card)
             logging_seconds = time.perf_counter() - logging_started
             mlflow.log_metric("mlflow_logging_seconds", logging_seconds)
+            ctx.log("  train: fitting the drift baseline on the scored training set")
+            scored = score_frame(frame.where(F.col(LABEL).isNotNull()), f"models:/{model_name}/{version.version}",
+                                 project.problem_type, *rt.mlflow_uris())
+            mlflow.log_dict(baseline(scored, feature_columns(frame, keys, timestamp), project.problem_type,
+                                     int(project.monitoring["bins"])), BASELINE_ARTIFACT)
     return StageOutput(details={
         "model": model_name, "version": str(version.version), "run_id": run.info.run_id,
         "metrics": {k: round(v, 5) for k, v in candidate.metrics.items()}, "split": candidate.split,
         "data_versions": {s["table"]: s["version"] for s in sources},
         "fit_seconds": round(fit_seconds, 2), "mlflow_logging_seconds": round(logging_seconds, 2),
+        "data_gate": gate,
     })

@@ -12,7 +12,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from .contract import Expectation
+from .contract import Contract, Expectation
 
 
 @dataclass
@@ -87,3 +87,20 @@ def run_suite(df: DataFrame, expectations: list[Expectation], suite_name: str) -
         found.name = name
         results.append(found)
     return ValidationReport(suite_name, bool(result.success), results, result.to_json_dict())
+
+
+def model_input_gate(df: DataFrame, contract: Contract, purpose: str) -> dict[str, Any]:
+    """The data gate on model inputs (training set or scoring batch): the contract's suite,
+    limited to the columns the inputs carry, plus a non-empty batch.  Fails closed."""
+    from .stage import StageFailure
+
+    expectations = [e for e in contract.expectations() if e.column is None or e.column in df.columns]
+    report = run_suite(df, expectations, f"{contract.name}_{purpose}_inputs")
+    failed = [f"{r.name}: {r.unexpected_count} unexpected, e.g. {r.examples}" if r.unexpected_count
+              else f"{r.name}: {r.error or 'failed'}" for r in report.results if not r.success]
+    summary = {"suite": report.suite, "expectations": len(report.results), "failed": len(failed)}
+    if failed:
+        raise StageFailure(f"data gate on the {purpose} inputs failed ({len(failed)} of {len(report.results)} "
+                           f"expectations): {'; '.join(failed)}. Nothing was written; fix the inputs upstream",
+                           {"data_gate": summary})
+    return summary

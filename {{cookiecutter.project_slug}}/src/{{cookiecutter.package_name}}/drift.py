@@ -1,0 +1,173 @@
+"""Population stability index (PSI) over Spark frames: pure functions, no I/O.
+
+A baseline is fitted once on the training set and stored with the model version: numeric
+columns get quantile bin edges, other columns their most frequent categories (the rest fall
+into one "other" bin); every column also has a bin for nulls.  Any later batch is counted
+into the same bins in a single aggregation pass, and PSI compares the two distributions::
+
+    PSI = sum((actual - expected) * ln(actual / expected))   over the bins
+
+PSI is taken over the rows that have a value: the share of nulls differs between a training set
+(every entity's first period has no lagged features) and a later batch without any change in
+the data, so it is reported next to the PSI rather than inside it.  Rules of thumb: below 0.1
+stable, 0.1-0.25 moderate shift, above 0.25 major shift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, NumericType
+
+BINS = 10
+MAX_CATEGORIES = 20
+EPSILON = 1e-4
+
+
+@dataclass
+class ColumnBins:
+    """The bins of one column and the baseline share of rows in each.
+
+    Numeric: ``len(edges) + 1`` value bins ``(-inf, e0], (e0, e1], ... (e_last, inf)`` then nulls.
+    Categorical: one bin per category, then "other", then nulls.
+    """
+
+    name: str
+    kind: str
+    edges: list[float] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    proportions: list[float] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        if self.kind == "numeric":
+            bounds = ["-inf", *(f"{e:.4g}" for e in self.edges), "inf"]
+            return [f"({lo}, {hi}]" for lo, hi in pairwise(bounds)] + ["null"]
+        return [*self.categories, "other", "null"]
+
+
+def psi(expected: Sequence[float], actual: Sequence[float], epsilon: float = EPSILON) -> float:
+    """PSI of two distributions over the same bins (shares are floored at ``epsilon`` so an
+    empty bin does not make the index infinite)."""
+    e = np.clip(np.asarray(expected, dtype=float), epsilon, None)
+    a = np.clip(np.asarray(actual, dtype=float), epsilon, None)
+    if e.shape != a.shape:
+        raise ValueError(f"PSI needs the same bins on both sides ({e.shape} vs {a.shape})")
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def column_kinds(df: DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """``numeric`` for number columns, ``categorical`` for strings and booleans; other types are skipped."""
+    types = {f.name: f.dataType for f in df.schema.fields}
+    kinds = {}
+    for name in columns:
+        dtype = types[name]
+        if isinstance(dtype, NumericType):
+            kinds[name] = "numeric"
+        elif isinstance(dtype, BooleanType) or dtype.simpleString() == "string":
+            kinds[name] = "categorical"
+    return kinds
+
+
+def _bin_expressions(spec: ColumnBins) -> list[Column]:
+    """One ``count`` per bin of the column, in ``spec.labels`` order."""
+    col = F.col(f"`{spec.name}`")
+    if spec.kind == "numeric":
+        index = sum(((col > F.lit(edge)).cast("int") for edge in spec.edges), F.lit(0))
+        counts = [F.count(F.when(col.isNotNull() & (index == k), 1)) for k in range(len(spec.edges) + 1)]
+    else:
+        text = col.cast("string")
+        counts = [F.count(F.when(text == F.lit(v), 1)) for v in spec.categories]
+        counts.append(F.count(F.when(text.isNotNull() & ~text.isin(spec.categories), 1)) if spec.categories
+                      else F.count(text))
+    counts.append(F.count(F.when(col.isNull(), 1)))
+    return counts
+
+
+def bin_counts(df: DataFrame, specs: Sequence[ColumnBins]) -> dict[str, list[int]]:
+    """Rows per bin of every column, in one aggregation pass over ``df``."""
+    expressions, owners = [], []
+    for spec in specs:
+        column_exprs = _bin_expressions(spec)
+        expressions.extend(e.alias(f"_c{len(owners) + i}") for i, e in enumerate(column_exprs))
+        owners.extend([spec.name] * len(column_exprs))
+    if not expressions:
+        return {}
+    row = df.agg(*expressions).collect()[0]
+    counts: dict[str, list[int]] = {spec.name: [] for spec in specs}
+    for i, owner in enumerate(owners):
+        counts[owner].append(int(row[i]))
+    return counts
+
+
+def _shares(counts: Sequence[float]) -> list[float]:
+    total = sum(counts)
+    return [c / total for c in counts] if total else [0.0] * len(counts)
+
+
+def fit_baseline(df: DataFrame, columns: Sequence[str], bins: int = BINS) -> dict[str, Any]:
+    """Fit the bins of ``columns`` on ``df`` (the training set) and record the baseline shares."""
+    kinds = column_kinds(df, columns)
+    numeric = [c for c, k in kinds.items() if k == "numeric"]
+    quantiles = [k / bins for k in range(1, bins)]
+    edges: dict[str, list[float]] = {c: [] for c in numeric}
+    if numeric:
+        row = df.agg(*[F.percentile_approx(F.col(f"`{c}`").cast("double"), q).alias(f"_q{i}_{j}")
+                       for i, c in enumerate(numeric) for j, q in enumerate(quantiles)]).collect()[0]
+        for i, c in enumerate(numeric):
+            values = [row[f"_q{i}_{j}"] for j in range(len(quantiles))]
+            edges[c] = sorted({float(v) for v in values if v is not None})
+    specs = []
+    for name, kind in kinds.items():
+        if kind == "numeric":
+            specs.append(ColumnBins(name, kind, edges=edges[name]))
+        else:
+            top = (df.where(F.col(f"`{name}`").isNotNull()).groupBy(F.col(f"`{name}`").cast("string").alias("v"))
+                   .count().orderBy(F.desc("count"), "v").limit(MAX_CATEGORIES).collect())
+            specs.append(ColumnBins(name, kind, categories=[r["v"] for r in top]))
+    rows = 0
+    for spec, counts in zip(specs, bin_counts(df, specs).values(), strict=True):
+        spec.proportions = _shares(counts)
+        rows = sum(counts)
+    return {"bins": bins, "rows": rows, "columns": [asdict(s) for s in specs]}
+
+
+def baseline_specs(baseline: dict[str, Any]) -> list[ColumnBins]:
+    return [ColumnBins(**c) for c in baseline["columns"]]
+
+
+@dataclass
+class ColumnDrift:
+    column: str
+    psi: float
+    rows: int
+    drifted: bool
+    expected: list[float]
+    actual: list[float]
+    labels: list[str]
+    expected_nulls: float
+    actual_nulls: float
+
+
+def value_shares(shares_or_counts: Sequence[float]) -> list[float]:
+    """Shares of the value bins (the last bin, nulls, left out)."""
+    return _shares(list(shares_or_counts[:-1]))
+
+
+def drift(df: DataFrame, baseline: dict[str, Any], threshold: float) -> list[ColumnDrift]:
+    """PSI of every baseline column present in ``df``; ``drifted`` when PSI >= ``threshold``."""
+    specs = [s for s in baseline_specs(baseline) if s.name in df.columns]
+    results = []
+    for spec, counts in zip(specs, bin_counts(df, specs).values(), strict=True):
+        expected, actual = value_shares(spec.proportions), value_shares(counts)
+        value = psi(expected, actual)
+        total = sum(counts)
+        results.append(ColumnDrift(spec.name, value, total, value >= threshold, expected, actual, spec.labels[:-1],
+                                   spec.proportions[-1], counts[-1] / total if total else 0.0))
+    return results
