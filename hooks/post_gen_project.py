@@ -29,6 +29,7 @@ PRUNE: dict[str, bool] = {
     ".azure": ci("azure_devops"),
     "notebooks/features": CONTEXT["include_feature_store"] == "yes",
     "resources/feature_engineering_job.yml": CONTEXT["include_feature_store"] == "yes",
+    "resources/monitoring.yml": CONTEXT["include_monitoring"] == "yes",
     "conf/contracts/churn_events.yml": CONTEXT["problem_type"] == "classification",
     "conf/expectations/churn_events.json": CONTEXT["problem_type"] == "classification",
     "conf/contracts/sales_events.yml": CONTEXT["problem_type"] == "regression",

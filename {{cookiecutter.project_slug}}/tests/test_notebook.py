@@ -34,14 +34,44 @@ def test_widgets_become_cli_arguments():
         "run", "a", "b", "--target", "dev"]
 
 
-def test_run_stage_passes_widgets_and_fails_the_task_on_error(monkeypatch):
-    calls = []
-    monkeypatch.setattr(notebook, "main", lambda args: calls.append(args) or 0)
-    dbutils = FakeDbutils({"target": "prod", "catalog": "prod"})
-    notebook.run_stage(dbutils, "bootstrap")
-    assert dbutils.widgets.declared == list(notebook.WIDGETS)
-    assert calls == [["run", "bootstrap", "--target", "prod", "--catalog", "prod"]]
+class FakeTaskValues:
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
 
-    monkeypatch.setattr(notebook, "main", lambda args: 1)
-    with pytest.raises(RuntimeError, match="bootstrap failed with exit code 1"):
+    def set(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+
+class FakeJobs:
+    def __init__(self) -> None:
+        self.taskValues = FakeTaskValues()
+
+
+def test_run_stage_passes_widgets_publishes_task_values_and_fails_the_task_on_error(monkeypatch):
+    from {{ cookiecutter.package_name }}.pipeline import RunSummary, StageResult
+
+    calls = []
+
+    def fake_run(args, root):
+        calls.append((args.stages, args.target, args.catalog))
+        summary = RunSummary("r", args.target, "databricks", args.catalog, "s")
+        summary.stages.append(StageResult("check", "succeeded", 0.1, details={"task_values": {"retrain": "true"}}))
+        return summary
+
+    monkeypatch.setattr(notebook, "run_summary", fake_run)
+    monkeypatch.setattr(notebook, "project_root", lambda: None)
+    dbutils = FakeDbutils({"target": "prod", "catalog": "prod"})
+    dbutils.jobs = FakeJobs()
+    notebook.run_stage(dbutils, "check")
+    assert dbutils.widgets.declared == list(notebook.WIDGETS)
+    assert calls == [(["check"], "prod", "prod")]
+    assert dbutils.jobs.taskValues.values == {"retrain": "true"}
+
+    def failing(args, root):
+        summary = RunSummary("r", args.target, "databricks", args.catalog, "s")
+        summary.stages.append(StageResult("bootstrap", "failed", 0.1, error="StageFailure: no schema"))
+        return summary
+
+    monkeypatch.setattr(notebook, "run_summary", failing)
+    with pytest.raises(RuntimeError, match="bootstrap failed"):
         notebook.run_stage(dbutils, "bootstrap")

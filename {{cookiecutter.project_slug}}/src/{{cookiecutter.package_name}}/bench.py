@@ -3,15 +3,20 @@
 * ``bench ingest``: bronze -> silver -> gold next to a bare read-raw -> write-Delta of the same
   files in the same run, and a rerun with no new files;
 * ``bench train``: the train stage on a training set of the given size, and the share of it
-  spent logging to MLflow."""
+  spent logging to MLflow;
+* ``bench score``: scoring with ``@champion`` in process, with ``mapInPandas`` and with
+  ``mlflow.pyfunc.spark_udf`` on the same rows;
+* ``bench psi``: PSI of 20 columns of a batch against a baseline."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from .config import load_project
 from .contract import load_contracts
@@ -93,3 +98,99 @@ def bench_train(root: Path, rows: int) -> dict[str, float]:
           f"{details['fit_seconds']:.1f} s and MLflow logging + registration {logging:.1f} s = "
           f"{logging / total:.0%} (goal <= 10%)", flush=True)
     return {"rows": training_rows, "total_s": total, "logging_s": logging}
+
+
+def _rate(rows: int, seconds: float) -> str:
+    return f"{rows / seconds / 1000:,.0f}k rows/s ({seconds:.2f} s)"
+
+
+def bench_score(root: Path, rows: int) -> dict[str, float]:
+    """Champion scoring of ``rows`` model inputs three ways, in one run: pandas in process,
+    ``mapInPandas`` (the score stage's path) and ``mlflow.pyfunc.spark_udf``."""
+    import mlflow
+    from pyspark.sql import functions as F
+
+    from .inference import SCORE_COLUMNS, model_inputs, score_frame
+
+    project = load_project(root)
+    contract = load_contracts(root)[project.source]
+    scratch = Path(tempfile.mkdtemp(prefix="bench-score-"))
+    try:
+        with open_runtime("local", "bench", "score", "local", local_dir=scratch / ".local") as rt:
+            generate(contract.name, Path(rt.landing_path(contract.path)), rows=30_000)
+            prepared = run_stages(rt, ["ingest", "features", "train", "validate", "promote"], run_id="bench-prep",
+                                  log=lambda _: None, root=root)
+            if not prepared.ok:
+                raise RuntimeError(f"preparing a champion failed: {prepared.to_text()}")
+            name = project.model_name
+            keys = [k for k in contract.gold.keys if k != contract.gold.timestamp]
+            spine = rt.read(contract.gold_table).select(*keys, contract.gold.timestamp, "label")
+            inputs = model_inputs(rt, project, contract, spine).drop("label")
+            copies = -(-rows // inputs.count())
+            inputs.crossJoin(rt.spark.range(copies).withColumnRenamed("id", "_copy")).limit(rows).drop("_copy") \
+                .write.format("delta").mode("overwrite").save(str(scratch / "inputs"))
+            frame = rt.spark.read.format("delta").load(str(scratch / "inputs"))
+            rt.configure_mlflow()
+            from .registry import alias_version, mlflow_client
+
+            uri = rt.model_location(name, str(alias_version(mlflow_client(), name, "champion").version))
+            outputs = SCORE_COLUMNS[project.problem_type]
+
+            pdf = frame.toPandas()
+            model = mlflow.pyfunc.load_model(uri)
+            model.predict(pdf.head(20_000))  # every path gets one warm-up call on 20k rows
+            start = time.perf_counter()
+            model.predict(pdf)
+            in_process = time.perf_counter() - start
+            del pdf
+
+            def consume(score: Callable[[Any], Any]) -> float:
+                score(frame.limit(20_000)).agg(F.count("*")).collect()
+                start = time.perf_counter()
+                score(frame).agg(F.count("*"), *[F.sum(c) for c in outputs]).collect()
+                return time.perf_counter() - start
+
+            mapped = consume(lambda f: score_frame(f, uri, project.problem_type, *rt.mlflow_uris()))
+            udf = mlflow.pyfunc.spark_udf(rt.spark, uri, env_manager="local",
+                                          result_type=", ".join(f"{c} double" for c in outputs))
+            udf_seconds = consume(lambda f: f.select(udf(F.struct(*f.columns)).alias("out")).select("out.*"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"scoring {rows:,} rows with @champion: in-process pandas predict {_rate(rows, in_process)}; "
+          f"mapInPandas {_rate(rows, mapped)} = {in_process / mapped:.2f}x in-process (goal >= 0.5x); "
+          f"mlflow spark_udf {_rate(rows, udf_seconds)}: mapInPandas is {udf_seconds / mapped:.2f}x its "
+          "throughput (goal > 1x)", flush=True)
+    return {"rows": rows, "in_process_s": in_process, "map_in_pandas_s": mapped, "spark_udf_s": udf_seconds}
+
+
+def bench_psi(rows: int, columns: int = 20) -> dict[str, float]:
+    """PSI of ``columns`` columns (numeric and categorical) of a ``rows``-row batch against a baseline."""
+    from pyspark.sql import functions as F
+
+    from .drift import drift, fit_baseline
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-psi-"))
+    try:
+        with open_runtime("local", "bench", "psi", "local", local_dir=scratch / ".local") as rt:
+            def synthetic(shift: float) -> list:
+                numbers = [(F.randn(i) * (1 + i % 3) + shift).alias(f"x{i}") for i in range(columns - columns // 5)]
+                labels = [F.concat(F.lit("c"), (F.rand(100 + i) * (3 + i)).cast("int").cast("string")).alias(f"c{i}")
+                          for i in range(columns // 5)]
+                return numbers + labels
+
+            for name, shift in (("baseline", 0.0), ("batch", 0.3)):
+                rt.spark.range(rows).select(*synthetic(shift)).write.format("delta").mode("overwrite") \
+                    .save(str(scratch / name))
+            baseline_frame = rt.spark.read.format("delta").load(str(scratch / "baseline"))
+            batch = rt.spark.read.format("delta").load(str(scratch / "batch"))
+            start = time.perf_counter()
+            baseline = fit_baseline(baseline_frame, baseline_frame.columns)
+            fitted = time.perf_counter() - start
+            start = time.perf_counter()
+            results = drift(batch, baseline, threshold=0.2)
+            seconds = time.perf_counter() - start
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"PSI on {rows:,} rows x {len(results)} columns: {seconds:.2f} s (goal <= 10 s); fitting the baseline on "
+          f"{rows:,} rows took {fitted:.2f} s; {sum(r.drifted for r in results)} columns flagged", flush=True)
+    return {"rows": rows, "columns": len(results), "psi_s": seconds, "baseline_s": fitted}

@@ -7,6 +7,7 @@
     python -m PACKAGE bundle-check [--target T] [--var name=value]
     python -m PACKAGE bench ingest [--rows 1000000 --rows 10000000]
     python -m PACKAGE bench train [--rows 1030000]
+    python -m PACKAGE bench score|psi [--rows 1000000]
     python -m PACKAGE approve --version 3 --reason "reviewed metrics and model card"
     python -m PACKAGE promote --reason "weekly release"        # @challenger -> @champion
     python -m PACKAGE rollback --reason "conversion dropped"   # previous @champion back
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     _target_arguments(sample, engine=False)
 
     bench = commands.add_parser("bench", help="print ingestion timings on sample data (asserts nothing)")
-    bench.add_argument("what", choices=["ingest", "train"])
+    bench.add_argument("what", choices=["ingest", "train", "score", "psi"])
     bench.add_argument("--rows", type=int, action="append", help="records per run (repeatable; default 1000000)")
 
     for action, text in (("approve", "approve a validated model version for promotion"),
@@ -198,13 +199,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("approve", "promote", "rollback"):
             return _registry(args, root)
         if args.command == "bench":
-            from .bench import bench_ingest, bench_train
+            from . import bench
 
             if args.what == "ingest":
-                bench_ingest(root, args.rows or [1_000_000])
-            else:
-                for rows in args.rows or [1_030_000]:
-                    bench_train(root, rows)
+                bench.bench_ingest(root, args.rows or [1_000_000])
+            for rows in args.rows or [1_030_000 if args.what == "train" else 1_000_000]:
+                if args.what == "train":
+                    bench.bench_train(root, rows)
+                elif args.what == "score":
+                    bench.bench_score(root, rows)
+                elif args.what == "psi":
+                    bench.bench_psi(rows)
             return 0
         return _run(args, root)
     except (ConfigError, PlatformError, ValueError, StageFailure) as exc:

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from .config import ProjectConfig, load_project
 from .contract import load_contracts
 from .drift import ColumnDrift, drift, fit_baseline
-from .inference import INFERENCE_TABLE, LABEL, batch_keys, champion, score_frame, scoring_batch
+from .inference import INFERENCE_TABLE, LABEL, batch_keys, champion, label_type, score_frame, scoring_batch
 from .runtime import LANDING_VOLUME, Runtime
 from .stage import RunContext, StageFailure, StageOutput
 
@@ -87,10 +87,10 @@ def _latest_scored(rt: Runtime, timestamp: str) -> tuple[Any, str]:
     return row[0], str(row[1])
 
 
-def fill_labels(rt: Runtime, keys: list[str], timestamp: str, gold_table: str) -> None:
+def fill_labels(rt: Runtime, keys: list[str], timestamp: str, gold_table: str, problem_type: str) -> None:
     """Copy labels that have arrived in gold into scored rows that lack one."""
     labels = (rt.read(gold_table).where(F.col(LABEL).isNotNull())
-              .select(*keys, timestamp, F.col(LABEL).cast("double").alias(LABEL)))
+              .select(*keys, timestamp, F.col(LABEL).cast(label_type(problem_type)).alias(LABEL)))
     rt.update_columns(labels, INFERENCE_TABLE, [*keys, timestamp], [LABEL], f"t.{LABEL} IS NULL")
 
 
@@ -117,7 +117,7 @@ def monitor(rt: Runtime, ctx: RunContext) -> StageOutput:
         raise StageFailure(f"{rt.table(INFERENCE_TABLE)} does not exist. Fix: run the score stage first")
     keys, timestamp = batch_keys(contract)
     rt.configure_mlflow()
-    fill_labels(rt, keys, timestamp, contract.gold_table)
+    fill_labels(rt, keys, timestamp, contract.gold_table, project.problem_type)
     period, version_number = _latest_scored(rt, timestamp)
     version = mlflow_client().get_model_version(name, version_number)
     batch = rt.read(INFERENCE_TABLE).where((F.col(timestamp) == F.lit(period))
@@ -166,8 +166,8 @@ def check(rt: Runtime, ctx: RunContext) -> StageOutput:
         if seen:
             return decide(ctx, False, f"{timestamp} {', '.join(map(str, periods))} was already scored by @champion "
                                       f"version {version.version}: no new batch")
-    tracking, registry = rt.mlflow_uris()
-    scored = score_frame(batch, f"models:/{name}/{version.version}", project.problem_type, tracking, registry)
+    scored = score_frame(batch, rt.model_location(name, str(version.version)), project.problem_type,
+                         *rt.mlflow_uris())
     results = drift(scored, load_baseline(version), threshold)
     drifted = sorted((r for r in results if r.drifted), key=lambda r: -r.psi)
     if drifted:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
@@ -181,6 +182,10 @@ class Runtime(ABC):
         import mlflow
 
         mlflow.set_experiment(name if name.startswith("/") else f"/Shared/{name}")
+
+    def model_location(self, name: str, version: str) -> str:
+        """Where scoring tasks load a model version from (Databricks: the registry itself)."""
+        return f"models:/{name}/{version}"
 
     def lineage_dataset(self, name: str, version: int | None) -> Any:
         """An MLflow dataset naming the table and its Delta version, for ``mlflow.log_input``."""
@@ -366,6 +371,20 @@ class LocalRuntime(Runtime):
         return mlflow.data.from_spark(self.read(name, version=version), path=str(self.path(name)),
                                       version=None if version is None else str(version), name=self.table(name),
                                       digest=digest)
+
+    def model_location(self, name: str, version: str) -> str:
+        """A local copy of the version's files, downloaded once: loading it in a scoring task skips
+        the registry lookups (seconds per partition on the sqlite store)."""
+        import mlflow
+
+        folder = self.local_dir / "model_cache" / check_name("model", name) / str(int(version))
+        if not (folder / "MLmodel").is_file():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            partial = folder.with_name(f".{folder.name}-{uuid.uuid4().hex[:8]}")
+            mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(partial))
+            shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier copy
+            partial.replace(folder)
+        return str(folder)
 
     def use_experiment(self, name: str) -> None:
         """Experiments keep their artifacts under the local directory."""

@@ -191,6 +191,15 @@ def _write_csv(df: pd.DataFrame, path: Path, rng: np.random.Generator) -> int:
     return len(broken)
 
 
+def sample_frame(source: str, rows: int, drift: bool = False, seed: int = 7) -> pd.DataFrame:
+    """Clean sample records as strings, before any defect is injected (tests and notebooks)."""
+    rng = np.random.default_rng(seed + (1 if drift else 0))
+    builders = {"churn_events": _churn_frame, "sales_events": _sales_frame}
+    if source not in builders:
+        raise ValueError(f"no sample data for source {source!r}; choose one of {sorted(builders)}")
+    return builders[source](rng, rows, drift).drop(columns=["_file"])
+
+
 def generate(source: str, out: Path, rows: int = 100_000, drift: bool = False, seed: int = 7) -> SampleReport:
     """Write the landing files of ``source`` into ``out`` and report what was injected."""
     if rows < 100:

@@ -496,7 +496,7 @@ def train(rt: Runtime, ctx: RunContext) -> StageOutput:
             logging_seconds = time.perf_counter() - logging_started
             mlflow.log_metric("mlflow_logging_seconds", logging_seconds)
             ctx.log("  train: fitting the drift baseline on the scored training set")
-            scored = score_frame(frame.where(F.col(LABEL).isNotNull()), f"models:/{model_name}/{version.version}",
+            scored = score_frame(frame.where(F.col(LABEL).isNotNull()), rt.model_location(model_name, str(version.version)),
                                  project.problem_type, *rt.mlflow_uris())
             mlflow.log_dict(baseline(scored, feature_columns(frame, keys, timestamp), project.problem_type,
                                      int(project.monitoring["bins"])), BASELINE_ARTIFACT)

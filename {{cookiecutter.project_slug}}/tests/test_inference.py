@@ -1,0 +1,88 @@
+"""Sail lane: the local loop after training: promote, score, monitor, and the retraining check."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import functions as F
+
+from {{ cookiecutter.package_name }} import pipeline
+from {{ cookiecutter.package_name }}.config import load_project
+from {{ cookiecutter.package_name }}.contract import load_contracts
+from {{ cookiecutter.package_name }}.inference import INFERENCE_TABLE, batch_keys, scoring_batch
+from {{ cookiecutter.package_name }}.monitoring import DRIFT_TABLE
+from {{ cookiecutter.package_name }}.stage import StageFailure
+from {{ cookiecutter.package_name }}.validation import model_input_gate
+
+pytestmark = pytest.mark.sail
+LOOP = ["check", "train", "validate", "promote", "score", "monitor"]
+
+
+@pytest.fixture(scope="module")
+def looped(sample_lake, tmp_path_factory):
+    with sample_lake(tmp_path_factory.mktemp("inference"), "inference_tests", ["ingest", "features", *LOOP]) as lake:
+        yield lake
+
+
+def run(rt, root, stages):
+    summary = pipeline.run_stages(rt, stages, log=lambda _: None, root=root)
+    assert summary.ok, [s.error for s in summary.stages]
+    return {s.name: s.details for s in summary.stages}
+
+
+def test_first_run_trains_promotes_scores_and_monitors(looped):
+    import mlflow
+
+    rt, root, summary = looped
+    details = {s.name: s.details for s in summary.stages}
+    assert details["check"]["retrain"] is True and "no @champion" in details["check"]["reason"]
+    assert details["promote"]["promoted"] is True and details["promote"]["champion"] == details["train"]["version"]
+    name = load_project(root).model_name
+    assert str(mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version) == details["train"]["version"]
+
+    contract = load_contracts(root)[load_project(root).source]
+    keys, timestamp = batch_keys(contract)
+    scored = rt.read(INFERENCE_TABLE).toPandas()
+    batch, periods = scoring_batch(rt, load_project(root), contract)
+    assert len(scored) == batch.count() == details["score"]["inserted"] > 0
+    assert set(scored[timestamp].astype(str)) == {str(p) for p in periods}
+    assert not scored.duplicated([*keys, timestamp]).any()
+    assert {"prediction", "model_name", "model_version", "model_alias", "scored_at", "label"} <= set(scored.columns)
+    assert (scored["model_alias"] == "champion").all() and scored["prediction"].notna().all()
+    if load_project(root).problem_type == "classification":
+        assert scored["probability"].between(0, 1).all()
+        assert set(scored["prediction"].unique()) <= {0, 1}
+    assert scored["label"].notna().all(), "the monitor stage copies labels that have arrived in gold"
+
+    metrics = rt.read(DRIFT_TABLE).toPandas()
+    psi_rows = metrics[metrics["kind"] == "psi"]
+    assert details["score"]["model"] == name and "probability" in set(psi_rows["name"]) or "prediction" in set(
+        psi_rows["name"])
+    assert (psi_rows["rows"] == len(scored)).all()
+    assert set(metrics[metrics["kind"] == "performance"]["name"]) >= (
+        {"auc", "log_loss"} if load_project(root).problem_type == "classification" else {"rmse", "mape"})
+
+
+def test_scoring_and_monitoring_reruns_are_idempotent(looped):
+    rt, root, _ = looped
+    before = rt.read(INFERENCE_TABLE).orderBy(*rt.read(INFERENCE_TABLE).columns).toPandas()
+    metrics_before = rt.read(DRIFT_TABLE).count()
+    details = run(rt, root, LOOP)
+    assert details["check"]["retrain"] is False and "already scored" in details["check"]["reason"]
+    assert "skipped" in details["train"] and "skipped" in details["promote"]
+    assert details["score"]["inserted"] == 0
+    after = rt.read(INFERENCE_TABLE).orderBy(*rt.read(INFERENCE_TABLE).columns).toPandas()
+    assert after.equals(before)
+    assert rt.read(DRIFT_TABLE).count() == metrics_before
+
+
+def test_the_data_gate_fails_closed_on_bad_inference_inputs(looped):
+    rt, root, _ = looped
+    project = load_project(root)
+    contract = load_contracts(root)[project.source]
+    batch, _ = scoring_batch(rt, project, contract)
+    bounded = next(c for c in contract.columns if c.min is not None and c.name in batch.columns)
+    broken = batch.withColumn(bounded.name, F.when(F.monotonically_increasing_id() % 5 == 0, F.lit(bounded.min - 1))
+                              .otherwise(F.col(bounded.name)).cast(batch.schema[bounded.name].dataType))
+    assert model_input_gate(batch, contract, "inference")["failed"] == 0
+    with pytest.raises(StageFailure, match=f"data gate on the inference inputs failed.*{bounded.name}"):
+        model_input_gate(broken, contract, "inference")
