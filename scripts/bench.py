@@ -5,8 +5,11 @@
   pytest run and each lane alone, target <= 45 s;
 * ingestion: the default project's ``bench ingest`` (bronze -> gold against a bare
   read -> Delta write of the same files, and a rerun with no new files);
+* lifecycle: ``run all --target local`` on the freshly rendered default project, target <= 60 s;
 * training: the default project's ``bench train`` on ~1M training rows (wall time and the
-  share spent logging to MLflow).
+  share spent logging to MLflow);
+* scoring and monitoring: ``bench score`` (1M rows: in-process predict, mapInPandas, spark_udf)
+  and ``bench psi`` (20 columns on 1M rows).
 """
 
 from __future__ import annotations
@@ -61,10 +64,17 @@ def main() -> int:
             suffix = " (target <= 45 s)" if label == "both lanes" else ""
             print(f"generated suite, {label}: {elapsed:.1f} s wall{suffix}  [{last}]", flush=True)
         package = next((project / "src").iterdir()).name
-        sizes = [arg for rows in (args.ingest_rows or [1_000_000]) for arg in ("--rows", str(rows))]
         env = {**os.environ, "PYTHONPATH": str(project / "src")}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", package, "run", "all", "--target", "local", "--json"], cwd=project,
+                       env=env, check=True, capture_output=True)
+        print(f"run all on the fresh default project (sample data, ingest, features, check, train, validate, "
+              f"promote, score, monitor): {time.perf_counter() - start:.1f} s wall (target <= 60 s)", flush=True)
+        sizes = [arg for rows in (args.ingest_rows or [1_000_000]) for arg in ("--rows", str(rows))]
         subprocess.run([sys.executable, "-m", package, "bench", "ingest", *sizes], cwd=project, env=env, check=True)
         subprocess.run([sys.executable, "-m", package, "bench", "train"], cwd=project, env=env, check=True)
+        subprocess.run([sys.executable, "-m", package, "bench", "score"], cwd=project, env=env, check=True)
+        subprocess.run([sys.executable, "-m", package, "bench", "psi"], cwd=project, env=env, check=True)
     return 0
 
 

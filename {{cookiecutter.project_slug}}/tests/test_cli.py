@@ -76,7 +76,8 @@ def test_bad_engine_is_rejected():
 def test_stages_lists_run_order():
     result = cli("stages")
     assert result.returncode == 0
-    assert result.stdout.split() == ["bootstrap", "bronze", "silver", "gold", "features", "train", "validate"]
+    assert result.stdout.split() == ["bootstrap", "bronze", "silver", "gold", "features", "check", "train", "validate",
+                                     "promote", "score", "monitor"]
 
 
 def test_works_from_a_subfolder_of_the_project():

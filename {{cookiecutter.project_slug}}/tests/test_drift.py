@@ -77,9 +77,9 @@ def typed_sample(source: str, rows: int, drift: bool, seed: int) -> tuple[pd.Dat
 
 def test_drift_is_flagged_on_the_drifted_batch_and_not_on_a_fresh_one(jvm_spark):
     source = load_project(PROJECT).source
-    training, columns = typed_sample(source, 20_000, drift=False, seed=11)
-    fresh, _ = typed_sample(source, 20_000, drift=False, seed=12)
-    drifted, _ = typed_sample(source, 20_000, drift=True, seed=13)
+    training, columns = typed_sample(source, 10_000, drift=False, seed=11)
+    fresh, _ = typed_sample(source, 10_000, drift=False, seed=12)
+    drifted, _ = typed_sample(source, 10_000, drift=True, seed=13)
     baseline = fit_baseline(jvm_spark.createDataFrame(training), columns)
     threshold = load_project(PROJECT).monitoring["psi_threshold"]
     stable = drift(jvm_spark.createDataFrame(fresh), baseline, threshold)

@@ -9,7 +9,7 @@ from {{ cookiecutter.package_name }} import pipeline
 from {{ cookiecutter.package_name }}.config import load_project
 from {{ cookiecutter.package_name }}.contract import load_contracts
 from {{ cookiecutter.package_name }}.inference import INFERENCE_TABLE, batch_keys, scoring_batch
-from {{ cookiecutter.package_name }}.monitoring import DRIFT_TABLE
+from {{ cookiecutter.package_name }}.monitoring import DRIFT_TABLE, score_column
 from {{ cookiecutter.package_name }}.stage import StageFailure
 from {{ cookiecutter.package_name }}.validation import model_input_gate
 
@@ -55,8 +55,8 @@ def test_first_run_trains_promotes_scores_and_monitors(looped):
 
     metrics = rt.read(DRIFT_TABLE).toPandas()
     psi_rows = metrics[metrics["kind"] == "psi"]
-    assert details["score"]["model"] == name and "probability" in set(psi_rows["name"]) or "prediction" in set(
-        psi_rows["name"])
+    assert details["score"]["model"] == name
+    assert score_column(load_project(root).problem_type) in set(psi_rows["name"])
     assert (psi_rows["rows"] == len(scored)).all()
     assert set(metrics[metrics["kind"] == "performance"]["name"]) >= (
         {"auc", "log_loss"} if load_project(root).problem_type == "classification" else {"rmse", "mape"})
