@@ -30,7 +30,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python="{{ cookiecutter.python_version }}")
 def pipeline(session: nox.Session) -> None:
     install(session)
-    session.run("python", "-m", "{{ cookiecutter.package_name }}", "sample-data")
+    # Writes sample data first when the landing folder is empty.
     session.run("python", "-m", "{{ cookiecutter.package_name }}", "run", "all", "--target", "local",
                 *session.posargs)
 

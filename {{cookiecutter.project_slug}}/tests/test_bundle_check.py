@@ -162,3 +162,42 @@ def test_target_merge_combines_keyed_lists_and_replaces_scalars():
     assert merged == {"tasks": [{"task_key": "a", "timeout_seconds": 99, "max_retries": 1}, {"task_key": "b"},
                                 {"task_key": "c"}]}
     assert base["tasks"][0]["timeout_seconds"] == 10
+
+
+@pytest.mark.parametrize("target", ["dev", "test", "staging", "prod"])
+def test_every_job_and_job_cluster_carries_the_cost_tags_after_target_merging(target):
+    merged = bundle_check.resolved(PROJECT, target)
+    jobs = merged["resources"]["jobs"]
+    assert jobs, "the bundle defines jobs"
+    for key, spec in jobs.items():
+        tags = bundle_check.job_tags(merged, spec)
+        assert {t: tags.get(t) for t in bundle_check.REQUIRED_TAGS} == {
+            "project": "{{ cookiecutter.project_slug }}", "cost_center": "{{ cookiecutter.cost_center }}",
+            "env": target, "owner": "{{ cookiecutter.owner_email }}"}, key
+        assert spec["timeout_seconds"] > 0 and spec["max_concurrent_runs"] >= 1, key
+        for cluster in spec.get("job_clusters") or []:
+            custom = cluster["new_cluster"]["custom_tags"]
+            assert {t: custom[t] for t in bundle_check.REQUIRED_TAGS} == {t: tags[t] for t in bundle_check.REQUIRED_TAGS}
+        assert not any("existing_cluster_id" in task for task in spec["tasks"]), "no all-purpose clusters"
+    if merged.get("mode") == "production":
+        assert merged["run_as"]["service_principal_name"]
+
+
+def test_a_job_without_cost_tags_or_bounds_is_reported(project_copy):
+    def strip(data):
+        job(data).pop("timeout_seconds")
+        job(data)["tags"] = {"owner": ""}
+
+    edit_yaml(project_copy, JOB_FILE, strip)
+    edit_yaml(project_copy, "databricks.yml", lambda d: d["targets"]["prod"]["presets"]["tags"].pop("cost_center"))
+    found = problems(project_copy, targets=["prod"])
+    assert any("resources.jobs.bootstrap.tags: missing cost tag(s) cost_center, owner in target prod" in p
+               for p in found), found
+    assert any("resources.jobs.bootstrap.timeout_seconds: every job needs one" in p for p in found), found
+
+
+def test_the_cost_query_groups_by_every_cost_tag():
+    sql = (PROJECT / "sql" / "cost_attribution.sql").read_text()
+    for tag in bundle_check.REQUIRED_TAGS:
+        assert f"u.custom_tags['{tag}'] AS {tag}" in sql
+    assert "FROM system.billing.usage" in sql and "GROUP BY ALL" in sql

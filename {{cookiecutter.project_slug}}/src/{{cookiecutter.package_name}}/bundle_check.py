@@ -12,7 +12,10 @@ checks that need none, for every target after target merging:
 * typed resources through the ``databricks-bundles`` dataclasses (unknown fields at any
   depth, bad numbers and enum values);
 * notebook and Python file paths relative to the YAML file, the notebook header;
-* ``job_cluster_key``, ``environment_key`` and ``depends_on`` all defined; ``mode``.
+* ``job_cluster_key``, ``environment_key`` and ``depends_on`` all defined; ``mode``;
+* this project's governance and cost rules (``check_policies``): cost tags on every job and job
+  cluster, timeouts, concurrency limits and health rules, autoscale and a cluster policy, and
+  ``run_as`` a service principal in production targets.
 
 Each problem is one line: ``<file>: <key path>: <what is wrong>``.
 """
@@ -50,6 +53,8 @@ KEYED_LISTS = {
     "grants": "principal",
 }
 MODES = ("development", "production")
+# Cost-attribution tags every job and job cluster must carry, in every target.
+REQUIRED_TAGS = ("project", "cost_center", "env", "owner")
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\-\[\]]+)\}")
 NOT_CHECKED_OFFLINE = (
     "workspace authentication and the current user (a placeholder user is used)",
@@ -425,13 +430,62 @@ def check(root: Path, targets: list[str] | None = None, cli_vars: dict[str, str]
         if name not in declared:
             problems.append(f"databricks.yml: targets.{name}: no such target (have {', '.join(declared)})")
             continue
-        merged = merge_target(bundle.config, name, problems)
-        variables = resolve_variables(bundle.config, name, merged.pop("_target_variables"), cli_vars or {},
-                                      problems)
-        interpolate(merged, variables, name, problems)
+        merged = resolve_target(bundle, name, cli_vars or {}, problems)
         check_resources(bundle, merged, name, problems)
+        check_policies(bundle, merged, name, problems)
     unique = list(dict.fromkeys(problems))
     return unique, [t for t in chosen if t in declared]
+
+
+def resolve_target(bundle: Bundle, name: str, cli_vars: dict[str, str], problems: list[str]) -> dict[str, Any]:
+    """The configuration as the CLI sees it for one target: merged, variables substituted."""
+    merged = merge_target(bundle.config, name, problems)
+    variables = resolve_variables(bundle.config, name, merged.pop("_target_variables"), cli_vars, problems)
+    interpolate(merged, variables, name, problems)
+    return merged
+
+
+def resolved(root: Path, target: str, cli_vars: dict[str, str] | None = None) -> dict[str, Any]:
+    """The resolved configuration of ``target`` (for tests and reports)."""
+    bundle = load_bundle(root)
+    return resolve_target(bundle, target, cli_vars or {}, bundle.problems)
+
+
+def job_tags(merged: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """Tags a deployed job carries: the target's ``presets.tags`` under the job's own tags."""
+    return {**((merged.get("presets") or {}).get("tags") or {}), **(job.get("tags") or {})}
+
+
+def check_policies(bundle: Bundle, merged: dict[str, Any], target: str, problems: list[str]) -> None:
+    """Governance and cost rules of this project: every job and job cluster carries the cost tags
+    and is bounded (timeout, max concurrent runs, a run-duration health rule), job clusters
+    autoscale under a policy, and production targets run as a service principal."""
+    if merged.get("mode") == "production" and not (merged.get("run_as") or {}).get("service_principal_name"):
+        problems.append(f"databricks.yml: targets.{target}.run_as: production targets must run as a service "
+                        "principal")
+    for key, job in ((merged.get("resources") or {}).get("jobs") or {}).items():
+        origin = bundle.origins.get(("jobs", key), bundle.root / "databricks.yml")
+        where = f"{bundle.rel(origin)}: resources.jobs.{key}"
+        missing = [t for t in REQUIRED_TAGS if not job_tags(merged, job).get(t)]
+        if missing:
+            problems.append(f"{where}.tags: missing cost tag(s) {', '.join(missing)} in target {target} (set them "
+                            "in the target's presets.tags or the job's tags)")
+        for field_name in ("timeout_seconds", "max_concurrent_runs"):
+            if not job.get(field_name):
+                problems.append(f"{where}.{field_name}: every job needs one (cost bound)")
+        metrics = [r.get("metric") for r in (job.get("health") or {}).get("rules") or [] if isinstance(r, dict)]
+        if "RUN_DURATION_SECONDS" not in metrics:
+            problems.append(f"{where}.health.rules: add a RUN_DURATION_SECONDS rule")
+        for i, cluster in enumerate(job.get("job_clusters") or []):
+            spec = (cluster or {}).get("new_cluster") or {}
+            place = f"{where}.job_clusters[{i}].new_cluster"
+            absent = [t for t in REQUIRED_TAGS if not (spec.get("custom_tags") or {}).get(t)]
+            if absent:
+                problems.append(f"{place}.custom_tags: missing cost tag(s) {', '.join(absent)} in target {target}")
+            if "autoscale" not in spec:
+                problems.append(f"{place}: use autoscale (min_workers/max_workers)")
+            if "policy_id" not in spec:
+                problems.append(f"{place}: set policy_id (the policy_id variable)")
 
 
 def parse_vars(pairs: list[str]) -> dict[str, str]:

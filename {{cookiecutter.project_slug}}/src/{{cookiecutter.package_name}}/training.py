@@ -487,7 +487,9 @@ def train(rt: Runtime, ctx: RunContext) -> StageOutput:
                 pip_requirements=pip_requirements(ctx.root))
             version = mlflow.register_model(info.model_uri, model_name)
             client = mlflow.MlflowClient()
+            mlflow.log_dict(gate, "validation/data_gate_training.json")
             tags = {"git_commit": commit, "validation_status": "pending", "pipeline_run_id": ctx.run_id,
+                    "data_gate_training": f"passed ({gate['expectations']} expectations)",
                     "data_versions": json.dumps({s["table"]: s["version"] for s in sources}),
                     **{f"metric_{k}": f"{v:.6g}" for k, v in candidate.metrics.items()}}
             for key, value in tags.items():
