@@ -29,6 +29,8 @@ from .stage import RunContext, StageFailure, StageOutput
 
 DRIFT_TABLE = "drift_metrics"
 BASELINE_ARTIFACT = "monitoring/baseline.json"
+# The latest registered version's scored training set, as its baseline was fitted on it.
+BASELINE_TABLE = "monitoring_baseline_input"
 DRIFT_SCHEMA = ("run_id string, model_name string, model_version string, period string, kind string, "
                 "name string, value double, threshold double, breached boolean, rows bigint, computed_at timestamp")
 

@@ -26,6 +26,8 @@ from .scoring import predictions, prepare_features
 from .stage import RunContext, StageFailure, StageOutput
 
 LABEL = "label"
+# The latest training set, exactly as the train stage read it (its sources and versions are logged).
+TRAINING_SET_TABLE = "training_set"
 
 
 class TrainingDataError(StageFailure):
@@ -436,7 +438,7 @@ def train(rt: Runtime, ctx: RunContext) -> StageOutput:
     import mlflow
     from mlflow.models import infer_signature
 
-    from .monitoring import BASELINE_ARTIFACT, baseline
+    from .monitoring import BASELINE_ARTIFACT, BASELINE_TABLE, baseline, monitored_columns
     from .validation import model_input_gate
 
     if ctx.state.get("retrain") is False:
@@ -444,6 +446,10 @@ def train(rt: Runtime, ctx: RunContext) -> StageOutput:
     project = load_project(ctx.root)
     contract = load_contracts(ctx.root)[project.source]
     frame, sources, keys, timestamp = training_frame(rt, project, contract)
+    # Materialised once: the data gate, the fit and the drift baseline each read it, and a lazy
+    # frame would redo the point-in-time join for every read (serverless has no cache()).
+    rt.write(frame, TRAINING_SET_TABLE)
+    frame = rt.read(TRAINING_SET_TABLE)
     gate = model_input_gate(frame, contract, "training")
     model_name = rt.model_name(ctx.model_name or project.model_name)
     commit = git_commit(ctx.root)
@@ -498,11 +504,15 @@ def train(rt: Runtime, ctx: RunContext) -> StageOutput:
             logging_seconds = time.perf_counter() - logging_started
             mlflow.log_metric("mlflow_logging_seconds", logging_seconds)
             ctx.log("  train: fitting the drift baseline on the scored training set")
+            features = feature_columns(frame, keys, timestamp)
             scored = score_frame(frame.where(F.col(LABEL).isNotNull()), rt.model_location(model_name, str(version.version)),
                                  project.problem_type, *rt.mlflow_uris())
-            mlflow.log_dict(baseline(scored, feature_columns(frame, keys, timestamp), project.problem_type,
+            # Written once: fitting reads the scored rows several times, and a lazy frame would rerun
+            # the point-in-time join and the scoring for each read (serverless has no cache()).
+            rt.write(scored.select(*monitored_columns(features, project.problem_type)), BASELINE_TABLE)
+            mlflow.log_dict(baseline(rt.read(BASELINE_TABLE), features, project.problem_type,
                                      int(project.monitoring["bins"])), BASELINE_ARTIFACT)
-    return StageOutput(details={
+    return StageOutput([TRAINING_SET_TABLE, BASELINE_TABLE], details={
         "model": model_name, "version": str(version.version), "run_id": run.info.run_id,
         "metrics": {k: round(v, 5) for k, v in candidate.metrics.items()}, "split": candidate.split,
         "data_versions": {s["table"]: s["version"] for s in sources},
