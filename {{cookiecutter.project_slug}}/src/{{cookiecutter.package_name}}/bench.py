@@ -123,7 +123,7 @@ def bench_score(root: Path, rows: int) -> dict[str, float]:
             if not prepared.ok:
                 raise RuntimeError(f"preparing a champion failed: {prepared.to_text()}")
             name = project.model_name
-            keys = [k for k in contract.gold.keys if k != contract.gold.timestamp]
+            keys = contract.gold.entity_keys
             spine = rt.read(contract.gold_table).select(*keys, contract.gold.timestamp, "label")
             inputs = model_inputs(rt, project, contract, spine).drop("label")
             copies = -(-rows // inputs.count())

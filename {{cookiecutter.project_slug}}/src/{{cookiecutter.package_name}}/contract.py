@@ -88,6 +88,11 @@ class Gold:
     timestamp: str
     columns: dict[str, str]
 
+    @property
+    def entity_keys(self) -> list[str]:
+        """The keys without the period: what features, training and scoring join on."""
+        return [k for k in self.keys if k != self.timestamp]
+
 
 @dataclass(frozen=True)
 class Contract:

@@ -37,7 +37,7 @@ class FeatureSpec:
 
 
 def feature_spec(contract: Contract, lookback_days: int | None) -> FeatureSpec:
-    keys = tuple(k for k in contract.gold.keys if k != contract.gold.timestamp)
+    keys = tuple(contract.gold.entity_keys)
     return FeatureSpec(f"features_{contract.gold.table}", keys, contract.gold.timestamp,
                        timedelta(days=lookback_days) if lookback_days else None)
 

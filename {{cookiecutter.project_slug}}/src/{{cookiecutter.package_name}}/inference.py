@@ -36,7 +36,7 @@ def label_type(problem_type: str) -> str:
 
 def batch_keys(contract: Contract) -> tuple[list[str], str]:
     """Entity keys (without the period) and the period column of the gold table."""
-    return [k for k in contract.gold.keys if k != contract.gold.timestamp], contract.gold.timestamp
+    return contract.gold.entity_keys, contract.gold.timestamp
 
 
 def latest_periods(gold: DataFrame, timestamp: str, periods: int) -> list[Any]:

@@ -99,7 +99,7 @@ def _holdout(rt: Runtime, ctx: RunContext, run: Any) -> Any:
 def skipped(ctx: RunContext) -> StageOutput | None:
     """Nothing to validate or promote when the check stage decided not to retrain."""
     if ctx.state.get("retrain") is False:
-        return StageOutput(details={"skipped": "no new model version in this run (see the check stage)"})
+        return StageOutput(details={"skipped": "the check stage found no reason to retrain in this run"})
     return None
 
 

@@ -319,7 +319,7 @@ def training_frame(rt: Runtime, project: ProjectConfig, contract: Contract) -> t
         sources.append({"table": rt.table(spec.table), "version": rt.version(spec.table), "short": spec.table})
         return frame, sources, list(spec.keys), spec.timestamp
     frame = rt.read(contract.gold_table, version=sources[0]["version"]).drop("_batch_id")
-    keys = [k for k in contract.gold.keys if k != contract.gold.timestamp]
+    keys = contract.gold.entity_keys
     return frame, sources, keys, contract.gold.timestamp
 
 
@@ -439,10 +439,11 @@ def train(rt: Runtime, ctx: RunContext) -> StageOutput:
     from mlflow.models import infer_signature
 
     from .monitoring import BASELINE_ARTIFACT, BASELINE_TABLE, baseline, monitored_columns
+    from .registry import skipped
     from .validation import model_input_gate
 
-    if ctx.state.get("retrain") is False:
-        return StageOutput(details={"skipped": "the check stage found no reason to retrain"})
+    if (nothing := skipped(ctx)) is not None:
+        return nothing
     project = load_project(ctx.root)
     contract = load_contracts(ctx.root)[project.source]
     frame, sources, keys, timestamp = training_frame(rt, project, contract)
