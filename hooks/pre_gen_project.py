@@ -22,6 +22,9 @@ EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HOST = re.compile(r"^https://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 TAG_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:=+@-]*$")
+# cookiecutter.json's project_slug when project_name has no letters or digits: a folder name that
+# always renders (an empty one would be the output folder itself), reported as project_name's problem.
+UNNAMED = "_unnamed_"
 UNSAFE_TEXT = re.compile(r'["\\\n\r\t]|\{\{|\{\%|\$\{')
 
 CLOUD_DOMAINS = {
@@ -211,6 +214,11 @@ def problems_in(ctx: dict[str, object]) -> list[str]:
         if not problem:
             continue
         bad_fields.add(field)
+        if field == "project_slug" and value == UNNAMED:
+            if "project_name" not in bad_fields:
+                problems.append(f"project_name: {ctx.get('project_name')!r} has no letters or digits to name the "
+                                "project folder. Fix: use words, e.g. 'Customer Churn', or set project_slug")
+            continue
         source, derive = DERIVED.get(field, ("", str))
         if source in bad_fields and value == derive(str(ctx.get(source))):
             continue  # follows from the bad source answer, which is already reported

@@ -47,6 +47,8 @@ BAD_INPUTS = [
     ("prod-catalog-shared", {"prod_catalog": "dev"}, "prod_catalog: 'dev' is also the dev or staging catalog"),
     ("cost-center-symbols", {"cost_center": "CC<1>"}, "cost_center: 'CC<1>' is not a valid cost tag value"),
     ("name-with-quote", {"project_name": 'Churn "v2"'}, "project_name: 'Churn \"v2\"' contains a quote"),
+    ("name-empty", {"project_name": ""}, "project_name: '' is empty"),
+    ("name-without-letters", {"project_name": "!!!"}, "project_name: '!!!' has no letters or digits"),
     ("description-interpolation", {"description": "uses ${secrets.token}"},
      "description: 'uses ${secrets.token}' contains"),
     ("group-empty", {"mlops_group": "  "}, "mlops_group: '  ' is empty"),
@@ -90,14 +92,18 @@ def test_several_problems_are_all_reported_at_once(tmp_path, capfd):
     assert_nothing_written(tmp_path)
 
 
-def test_cookiecutter_cli_exits_non_zero_and_leaves_nothing(tmp_path):
+@pytest.mark.parametrize(("answer", "message"), [
+    ("dev_catalog=dev-catalog", "ERROR dev_catalog: 'dev-catalog' is not a valid Unity Catalog name"),
+    # An empty name must not render an empty folder name (the output folder itself).
+    ("project_name=", "ERROR project_name: '' is empty. Fix:"),
+])
+def test_cookiecutter_cli_exits_non_zero_and_leaves_nothing(tmp_path, answer, message):
     result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(tmp_path),
-         "dev_catalog=dev-catalog"],
+        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(tmp_path), answer],
         capture_output=True, text=True,
     )
     assert result.returncode != 0
-    assert "ERROR dev_catalog: 'dev-catalog' is not a valid Unity Catalog name" in result.stderr
+    assert message in result.stderr and "already exists" not in result.stderr
     assert_nothing_written(tmp_path)
 
 

@@ -25,12 +25,31 @@ ALLOWED_BRACES = re.compile(r"\$\{\{[^{}]*\}\}|\{\{(?:job|tasks|run|workspace|ba
 LEFTOVER = re.compile(r"\{\{|\{%|\{#|cookiecutter\.(?!json)")
 
 
+SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".local", ".ruff_cache")
+PROJECT_TEMPLATE = Path(__file__).resolve().parents[1] / "{{cookiecutter.project_slug}}"
+
+
 def manifest(project: Path) -> list[str]:
     return sorted(
         str(p.relative_to(project)) + ("/" if p.is_dir() else "")
         for p in project.rglob("*")
-        if not any(part in ("__pycache__", ".pytest_cache", ".local", ".ruff_cache") for part in p.parts)
+        if not any(part in SKIPPED_PARTS for part in p.parts)
     )
+
+
+def template_manifest(package: str) -> list[str]:
+    """Every path of the project template, as it renders before pruning."""
+    return sorted(line.replace("{{cookiecutter.package_name}}", package) for line in manifest(PROJECT_TEMPLATE))
+
+
+def file_set_difference(project: Path) -> str:
+    """How the rendered file set differs from the whole template: ``- path`` for what the options
+    pruned, ``+ path`` for what rendering added.  The golden manifest holds exactly this, so a file
+    added to the template changes no golden manifest unless an option prunes it."""
+    package = next((project / "src").iterdir()).name
+    rendered, full = set(manifest(project)), set(template_manifest(package))
+    return "".join(f"- {path}\n" for path in sorted(full - rendered)) + "".join(
+        f"+ {path}\n" for path in sorted(rendered - full))
 
 
 def text_files(project: Path) -> list[Path]:
@@ -47,7 +66,7 @@ def run_in(project: Path, *args: str, timeout: int = 600) -> subprocess.Complete
 
 @pytest.mark.parametrize("cid", IDS)
 def test_file_set_matches_golden_manifest(rendered, cid):
-    actual = "\n".join(manifest(rendered[cid])) + "\n"
+    actual = file_set_difference(rendered[cid])
     golden = GOLDEN / f"{cid}.txt"
     if UPDATE_GOLDEN:
         GOLDEN.mkdir(exist_ok=True)

@@ -65,9 +65,10 @@ def local_runtime(sail_spark: object, tmp_path: Path) -> Iterator[object]:
 
 
 def scratch_root(target: Path) -> Path:
-    """A scratch project root with the shipped configuration and pins (the stages read both)."""
+    """A scratch project root with the bundle, the shipped configuration and pins (a run reads all three)."""
     for name in ("conf", "requirements"):
         shutil.copytree(PROJECT / name, target / name)
+    shutil.copy2(PROJECT / "databricks.yml", target / "databricks.yml")
     return target
 
 
@@ -83,7 +84,7 @@ def sample_lake(sail_spark: Any) -> Callable[..., Any]:
     from {{ cookiecutter.package_name }}.config import load_project
     from {{ cookiecutter.package_name }}.contract import load_contracts
     from {{ cookiecutter.package_name }}.runtime import open_runtime
-    from {{ cookiecutter.package_name }}.sample_data import generate
+    from {{ cookiecutter.package_name }}.tools.sample_data import generate
 
     @contextmanager
     def lake(base: Path, schema: str, stages: list[str], rows: int = 3000) -> Iterator[tuple[Any, Path, Any]]:

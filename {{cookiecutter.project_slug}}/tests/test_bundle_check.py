@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import bundle_check
+from {{ cookiecutter.package_name }}.tools import bundle_check
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 JOB_FILE = "resources/bootstrap_job.yml"
+COST_TAGS = ["project", "cost_center", "env", "owner"]
 
 
 def edit_yaml(root: Path, rel: str, change) -> None:
@@ -31,10 +32,13 @@ def problems(root: Path, **kwargs) -> list[str]:
     return found
 
 
+TARGETS = list(yaml.safe_load((PROJECT / "databricks.yml").read_text())["targets"])
+
+
 def test_shipped_bundle_passes_for_every_target():
     found, checked = bundle_check.check(PROJECT)
     assert found == []
-    assert checked == ["dev", "test", "staging", "prod"]
+    assert checked == TARGETS and {"dev", "test", "staging", "prod"} <= set(TARGETS)
 
 
 def test_unknown_field_is_reported_with_file_and_key(project_copy):
@@ -164,40 +168,132 @@ def test_target_merge_combines_keyed_lists_and_replaces_scalars():
     assert base["tasks"][0]["timeout_seconds"] == 10
 
 
-@pytest.mark.parametrize("target", ["dev", "test", "staging", "prod"])
+def test_cost_tags_are_declared_once_in_the_root_presets():
+    text = (PROJECT / "databricks.yml").read_text()
+    assert text.count("cost_center") == 1, "the cost tags are declared once, in the root presets.tags"
+    config = yaml.safe_load(text)
+    assert bundle_check.required_tags(config) == COST_TAGS
+    assert config["presets"]["tags"]["env"] == "${bundle.target}"
+    assert not any("tags" in (spec.get("presets") or {}) for spec in config["targets"].values())
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_every_job_and_job_cluster_carries_the_cost_tags_after_target_merging(target):
     merged = bundle_check.resolved(PROJECT, target)
     jobs = merged["resources"]["jobs"]
     assert jobs, "the bundle defines jobs"
+    expected = {"project": "{{ cookiecutter.project_slug }}", "cost_center": "{{ cookiecutter.cost_center }}",
+                "env": target, "owner": "{{ cookiecutter.owner_email }}"}
     for key, spec in jobs.items():
-        tags = bundle_check.job_tags(merged, spec)
-        assert {t: tags.get(t) for t in bundle_check.REQUIRED_TAGS} == {
-            "project": "{{ cookiecutter.project_slug }}", "cost_center": "{{ cookiecutter.cost_center }}",
-            "env": target, "owner": "{{ cookiecutter.owner_email }}"}, key
+        tags = bundle_check.job_tags(spec)
+        assert {t: tags.get(t) for t in COST_TAGS} == expected, key
         assert spec["timeout_seconds"] > 0 and spec["max_concurrent_runs"] >= 1, key
         for cluster in spec.get("job_clusters") or []:
-            custom = cluster["new_cluster"]["custom_tags"]
-            assert {t: custom[t] for t in bundle_check.REQUIRED_TAGS} == {t: tags[t] for t in bundle_check.REQUIRED_TAGS}
+            assert "custom_tags" not in cluster["new_cluster"], "job clusters get the job's tags; none of their own"
+            effective = bundle_check.cluster_tags(spec, cluster)
+            assert {t: effective.get(t) for t in COST_TAGS} == expected, key
         assert not any("existing_cluster_id" in task for task in spec["tasks"]), "no all-purpose clusters"
+    experiment_tags = {t["key"]: t["value"] for t in merged["resources"]["experiments"]["training"]["tags"]}
+    assert {t: experiment_tags.get(t) for t in COST_TAGS} == expected
     if merged.get("mode") == "production":
         assert merged["run_as"]["service_principal_name"]
+
+
+def test_presets_are_merged_and_applied_as_the_databricks_cli_does():
+    """The rules of databricks/cli: bundle/config/root.go (MergeTargetOverrides merges the target's
+    presets into the root's, key by key), libs/dyn/merge/merge.go, and
+    bundle/config/mutator/resourcemutator/apply_target_mode.go + apply_presets.go
+    (https://github.com/databricks/cli/blob/main/bundle/config/mutator/resourcemutator/apply_presets.go):
+    development mode adds a `dev` tag; a job keeps its own non-empty tags and gets the others; an
+    experiment or model keeps a tag it has; clusters get custom_tags; job clusters, registered models
+    and schemas get nothing."""
+    config = {
+        "bundle": {"name": "b"},
+        "variables": {"owner": {"default": "me@example.com"}},
+        "presets": {"tags": {"team": "ml", "cost_center": "CC-1", "env": "${bundle.target}", "owner": "${var.owner}"}},
+        "resources": {
+            "jobs": {"j": {"tags": {"team": "", "component": "x", "owner": "job-owner"},
+                           "job_clusters": [{"job_cluster_key": "main", "new_cluster": {"num_workers": 1}}]}},
+            "experiments": {"e": {"name": "/Shared/e", "tags": [{"key": "team", "value": "research"}]}},
+            "models": {"m": {"name": "m"}},
+            "registered_models": {"r": {"name": "r"}},
+            "schemas": {"s": {"name": "s"}},
+            "clusters": {"c": {"custom_tags": {"cost_center": "CC-9"}}},
+        },
+        "targets": {
+            "dev": {"mode": "development", "presets": {"tags": {"cost_center": "CC-2"}}},
+            "prod": {"mode": "production"},
+        },
+    }
+    problems: list[str] = []
+    merged = bundle_check.merge_target(config, "dev", problems)
+    variables = bundle_check.resolve_variables(config, "dev", merged.pop("_target_variables"), {}, problems)
+    bundle_check.interpolate(merged, variables, "dev", problems)
+    bundle_check.apply_presets(merged)
+    assert problems == []
+    resources = merged["resources"]
+    assert resources["jobs"]["j"]["tags"] == {"team": "ml", "component": "x", "owner": "job-owner",
+                                              "cost_center": "CC-2", "env": "dev", "dev": "offline_user"}
+    assert resources["jobs"]["j"]["job_clusters"][0]["new_cluster"] == {"num_workers": 1}
+    assert resources["experiments"]["e"]["tags"] == [
+        {"key": "team", "value": "research"}, {"key": "cost_center", "value": "CC-2"},
+        {"key": "dev", "value": "offline_user"}, {"key": "env", "value": "dev"},
+        {"key": "owner", "value": "me@example.com"}]
+    assert {t["key"] for t in resources["models"]["m"]["tags"]} == {"team", "cost_center", "env", "owner", "dev"}
+    assert "tags" not in resources["registered_models"]["r"] and "tags" not in resources["schemas"]["s"]
+    assert resources["clusters"]["c"]["custom_tags"] == {"cost_center": "CC-9", "team": "ml", "env": "dev",
+                                                         "owner": "me@example.com", "dev": "offline_user"}
+    assert bundle_check.required_tags(config) == ["team", "cost_center", "env", "owner"]
+
+    prod = bundle_check.merge_target(config, "prod", problems)
+    prod.pop("_target_variables")
+    bundle_check.interpolate(prod, {"owner": "me@example.com"}, "prod", problems)
+    bundle_check.apply_presets(prod)
+    assert prod["presets"]["tags"] == {"team": "ml", "cost_center": "CC-1", "env": "prod", "owner": "me@example.com"}
+
+
+def test_target_merge_concatenates_lists_and_keeps_values_a_target_leaves_empty():
+    base = {"email_notifications": {"on_failure": ["a@example.com"]}, "tags": {"x": "1"}}
+    override = {"email_notifications": {"on_failure": ["b@example.com"]}, "tags": None}
+    assert bundle_check.deep_merge(base, override) == {
+        "email_notifications": {"on_failure": ["a@example.com", "b@example.com"]}, "tags": {"x": "1"}}
 
 
 def test_a_job_without_cost_tags_or_bounds_is_reported(project_copy):
     def strip(data):
         job(data).pop("timeout_seconds")
-        job(data)["tags"] = {"owner": ""}
+        job(data)["tags"] = {"owner": ""}  # an empty tag of the job is filled from presets.tags
 
     edit_yaml(project_copy, JOB_FILE, strip)
-    edit_yaml(project_copy, "databricks.yml", lambda d: d["targets"]["prod"]["presets"]["tags"].pop("cost_center"))
+    edit_yaml(project_copy, "databricks.yml",
+              lambda d: d["targets"]["prod"].setdefault("presets", {}).update(tags={"cost_center": ""}))
     found = problems(project_copy, targets=["prod"])
-    assert any("resources.jobs.bootstrap.tags: missing cost tag(s) cost_center, owner in target prod" in p
+    assert any("resources.jobs.bootstrap.tags: missing cost tag(s) cost_center in target prod" in p
                for p in found), found
     assert any("resources.jobs.bootstrap.timeout_seconds: every job needs one" in p for p in found), found
+    assert not any("owner" in p for p in found), found
+
+
+def test_the_cost_tags_must_be_declared_in_the_root_presets(project_copy):
+    edit_yaml(project_copy, "databricks.yml", lambda d: d.pop("presets"))
+    found = problems(project_copy, targets=["prod"])
+    assert any(line.startswith("databricks.yml: presets.tags: declare the cost tags here") for line in found), found
+
+
+def test_a_job_cluster_tag_that_contradicts_the_job_is_reported(project_copy):
+    def add_cluster(data):
+        job(data)["job_clusters"] = [{"job_cluster_key": "extra", "new_cluster": {
+            "autoscale": {"min_workers": 1, "max_workers": 2}, "policy_id": "p",
+            "custom_tags": {"cost_center": "CC-OTHER"}}}]
+
+    edit_yaml(project_copy, JOB_FILE, add_cluster)
+    found = problems(project_copy, targets=["test"])
+    assert any("resources.jobs.bootstrap.job_clusters[0].new_cluster.custom_tags: cost_center differ(s) from the "
+               "job's tag in target test" in line for line in found), found
 
 
 def test_the_cost_query_groups_by_every_cost_tag():
     sql = (PROJECT / "sql" / "cost_attribution.sql").read_text()
-    for tag in bundle_check.REQUIRED_TAGS:
+    for tag in bundle_check.required_tags(yaml.safe_load((PROJECT / "databricks.yml").read_text())):
         assert f"u.custom_tags['{tag}'] AS {tag}" in sql
     assert "FROM system.billing.usage" in sql and "GROUP BY ALL" in sql

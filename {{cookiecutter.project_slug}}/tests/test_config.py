@@ -5,21 +5,49 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from {{ cookiecutter.package_name }}.config import ConfigError, load_targets, target_config
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def test_every_bundle_target_has_settings_and_local_exists():
-    import yaml
+def edit_yaml(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
+
+def test_every_bundle_target_has_settings_and_local_exists():
     bundle_targets = set(yaml.safe_load((PROJECT / "databricks.yml").read_text())["targets"])
     targets = load_targets(PROJECT)
     assert bundle_targets | {"local"} == set(targets)
-    assert targets["local"].platform == "local"
-    assert all(targets[t].platform == "databricks" for t in bundle_targets)
-    assert targets["prod"].catalog == "{{ cookiecutter.prod_catalog }}"
+    assert targets["local"].platform == "local" and targets["local"].auto_approve
+    assert all(targets[t].platform == "databricks" and not targets[t].auto_approve for t in bundle_targets)
+
+
+def test_databricks_targets_read_their_catalog_and_schema_from_databricks_yml():
+    targets = load_targets(PROJECT)
+    assert {name: (t.catalog, t.schema) for name, t in targets.items() if t.platform == "databricks"} == {
+        "dev": ("{{ cookiecutter.dev_catalog }}", "{{ cookiecutter.schema_name }}"),
+        "test": ("{{ cookiecutter.staging_catalog }}", "{{ cookiecutter.schema_name }}_test"),
+        "staging": ("{{ cookiecutter.staging_catalog }}", "{{ cookiecutter.schema_name }}"),
+        "prod": ("{{ cookiecutter.prod_catalog }}", "{{ cookiecutter.schema_name }}"),
+    }
+    local_only = yaml.safe_load((PROJECT / "conf" / "targets.yml").read_text())["targets"]
+    assert set(local_only) == {"local"}, "conf/targets.yml holds only local targets"
+
+
+def test_a_target_variable_overrides_the_default_and_references_resolve(project_copy):
+    def change(data):
+        data["variables"]["schema"]["default"] = "${bundle.target}_${var.landing_volume}"
+        data["targets"]["prod"]["variables"]["catalog"] = {"default": "prod_main"}
+        data["targets"]["qa"] = {"variables": {"schema": "qa_schema"}}
+
+    edit_yaml(project_copy / "databricks.yml", change)
+    targets = load_targets(project_copy)
+    assert (targets["prod"].catalog, targets["prod"].schema) == ("prod_main", "prod_landing")
+    assert (targets["qa"].catalog, targets["qa"].schema) == ("{{ cookiecutter.dev_catalog }}", "qa_schema")
 
 
 def test_unknown_target_lists_known_ones():
@@ -31,6 +59,26 @@ def test_bad_platform_names_file_and_key(project_copy):
     path = project_copy / "conf" / "targets.yml"
     path.write_text(path.read_text().replace("platform: local", "platform: laptop"))
     with pytest.raises(ConfigError, match=r"targets.yml: targets.local.platform is 'laptop'"):
+        load_targets(project_copy)
+
+
+def test_a_databricks_target_declared_twice_is_refused(project_copy):
+    path = project_copy / "conf" / "targets.yml"
+    path.write_text(path.read_text() + "  prod:\n    platform: databricks\n    catalog: other\n    schema: s\n")
+    with pytest.raises(ConfigError, match=r"targets.yml: targets.prod is a Databricks target of databricks.yml. "
+                                          r"Fix: remove it here"):
+        load_targets(project_copy)
+
+
+def test_a_target_without_a_catalog_names_file_key_and_fix(project_copy):
+    def change(data):
+        data["variables"]["catalog"].pop("default")
+        data["targets"]["dev"]["variables"].pop("catalog")
+
+    edit_yaml(project_copy / "databricks.yml", change)
+    with pytest.raises(ConfigError, match=r"databricks.yml: targets.dev has no catalog: neither "
+                                          r"targets.dev.variables.catalog nor variables.catalog.default is set. "
+                                          r"Fix: set one of them"):
         load_targets(project_copy)
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import load_project
 from {{ cookiecutter.package_name }}.contract import load_contracts
-from {{ cookiecutter.package_name }}.drift import EPSILON, drift, fit_baseline, psi
-from {{ cookiecutter.package_name }}.sample_data import sample_frame
+from {{ cookiecutter.package_name }}.data.drift import EPSILON, drift, fit_baseline, psi
+from {{ cookiecutter.package_name }}.tools.sample_data import sample_frame
 
 pytestmark = pytest.mark.jvm
 PROJECT = Path(__file__).resolve().parents[1]

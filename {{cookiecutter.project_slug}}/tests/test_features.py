@@ -7,7 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.features import FeatureSpec, feature_frame, point_in_time_join
+from {{ cookiecutter.package_name }}.data.features import FeatureSpec, feature_frame
+from {{ cookiecutter.package_name }}.runtime.lookup import point_in_time_join
 
 pytestmark = pytest.mark.jvm
 

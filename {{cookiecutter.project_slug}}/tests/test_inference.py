@@ -7,11 +7,12 @@ from pyspark.sql import functions as F
 
 from {{ cookiecutter.package_name }} import pipeline
 from {{ cookiecutter.package_name }}.config import load_project
+from {{ cookiecutter.package_name }}.context import StageFailure
 from {{ cookiecutter.package_name }}.contract import load_contracts
-from {{ cookiecutter.package_name }}.inference import INFERENCE_TABLE, batch_keys, scoring_batch
-from {{ cookiecutter.package_name }}.monitoring import DRIFT_TABLE, score_column
-from {{ cookiecutter.package_name }}.stage import StageFailure
-from {{ cookiecutter.package_name }}.validation import model_input_gate
+from {{ cookiecutter.package_name }}.data.inputs import scoring_inputs
+from {{ cookiecutter.package_name }}.data.validation import model_input_gate
+from {{ cookiecutter.package_name }}.ml.baseline import score_column
+from {{ cookiecutter.package_name }}.names import DRIFT_TABLE, INFERENCE_TABLE
 
 pytestmark = pytest.mark.sail
 LOOP = ["check", "train", "validate", "promote", "score", "monitor"]
@@ -40,9 +41,9 @@ def test_first_run_trains_promotes_scores_and_monitors(looped):
     assert str(mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version) == details["train"]["version"]
 
     contract = load_contracts(root)[load_project(root).source]
-    keys, timestamp = batch_keys(contract)
+    keys, timestamp = contract.gold.entity_keys, contract.gold.timestamp
     scored = rt.read(INFERENCE_TABLE).toPandas()
-    batch, periods = scoring_batch(rt, load_project(root), contract)
+    batch, periods = scoring_inputs(rt, load_project(root), contract)
     assert len(scored) == batch.count() == details["score"]["inserted"] > 0
     assert set(scored[timestamp].astype(str)) == {str(p) for p in periods}
     assert not scored.duplicated([*keys, timestamp]).any()
@@ -79,7 +80,7 @@ def test_the_data_gate_fails_closed_on_bad_inference_inputs(looped):
     rt, root, _ = looped
     project = load_project(root)
     contract = load_contracts(root)[project.source]
-    batch, _ = scoring_batch(rt, project, contract)
+    batch, _ = scoring_inputs(rt, project, contract)
     bounded = next(c for c in contract.columns if c.min is not None and c.name in batch.columns)
     broken = batch.withColumn(bounded.name, F.when(F.monotonically_increasing_id() % 5 == 0, F.lit(bounded.min - 1))
                               .otherwise(F.col(bounded.name)).cast(batch.schema[bounded.name].dataType))

@@ -13,12 +13,13 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
-from {{ cookiecutter.package_name }} import ingest, pipeline
+from {{ cookiecutter.package_name }} import names, pipeline
 from {{ cookiecutter.package_name }}.config import load_project
 from {{ cookiecutter.package_name }}.contract import load_contracts
-from {{ cookiecutter.package_name }}.quality import FAILED, RESCUED
+from {{ cookiecutter.package_name }}.data.quality import FAILED
+from {{ cookiecutter.package_name }}.names import RESCUED
 from {{ cookiecutter.package_name }}.runtime import open_runtime
-from {{ cookiecutter.package_name }}.sample_data import generate
+from {{ cookiecutter.package_name }}.tools.sample_data import generate
 
 pytestmark = pytest.mark.sail
 
@@ -116,7 +117,7 @@ def test_every_defect_lands_where_it_should_with_a_reason(ingested):
 
 def test_great_expectations_agrees_with_the_row_level_quarantine(ingested):
     rt, contract = ingested.rt, ingested.contract
-    results = {r["expectation"]: r for r in rt.read(ingest.RESULTS_TABLE).collect()}
+    results = {r["expectation"]: r for r in rt.read(names.VALIDATION_RESULTS_TABLE).collect()}
     quarantine = rt.read(contract.quarantine_table).where("_status = 'quarantined'")
     for exp in contract.expectations():
         if not exp.row_level:
@@ -129,14 +130,14 @@ def test_great_expectations_agrees_with_the_row_level_quarantine(ingested):
 def test_three_reruns_change_nothing(ingested):
     rt, root, contract = ingested.rt, ingested.root, ingested.contract
     before_counts, before_versions = counts(rt, contract), versions(rt, contract)
-    state_version = rt.version(ingest.STATE_TABLE)
+    state_version = rt.version(names.INGEST_STATE_TABLE)
     for _ in range(3):
         summary = run(rt, root)
         assert summary.ok
         assert details(summary, "bronze", contract.name)["new_files"] == 0
     assert counts(rt, contract) == before_counts
     assert versions(rt, contract) == before_versions
-    assert rt.version(ingest.STATE_TABLE) == state_version
+    assert rt.version(names.INGEST_STATE_TABLE) == state_version
 
 
 def test_a_new_file_adds_only_its_own_rows(ingested):
@@ -194,15 +195,15 @@ def test_gate_fails_closed_above_its_threshold_and_passes_below(local_runtime, r
     assert "exceeds the threshold 0.10%" in failed.error and "top failing expectations: " in failed.error
     assert "malformed_record" in failed.error
     assert not local_runtime.exists(contract.silver_table), "nothing reaches silver when the gate fails"
-    assert local_runtime.exists(contract.quarantine_table) and local_runtime.exists(ingest.RESULTS_TABLE)
-    gate = local_runtime.read(ingest.METRICS_TABLE).first()
+    assert local_runtime.exists(contract.quarantine_table) and local_runtime.exists(names.VALIDATION_RESULTS_TABLE)
+    gate = local_runtime.read(names.INGEST_METRICS_TABLE).first()
     assert gate["gate"] == "failed" and gate["quarantine_rate"] > 0.001
 
     raw["quality"]["quarantine_threshold"] = 0.5
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     summary = run(local_runtime, root)
     assert summary.ok and details(summary, "silver", contract.name)["gate"] == "passed"
-    assert local_runtime.read(ingest.METRICS_TABLE).count() == 1, "the retried batch replaces its metrics row"
+    assert local_runtime.read(names.INGEST_METRICS_TABLE).count() == 1, "the retried batch replaces its metrics row"
 
 
 def test_a_contract_for_another_csv_with_other_column_names_needs_no_code(local_runtime, root):

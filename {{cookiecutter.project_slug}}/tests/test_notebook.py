@@ -75,3 +75,22 @@ def test_run_stage_passes_widgets_publishes_task_values_and_fails_the_task_on_er
     monkeypatch.setattr(notebook, "run_summary", failing)
     with pytest.raises(RuntimeError, match="bootstrap failed"):
         notebook.run_stage(dbutils, "bootstrap")
+
+
+def test_the_generic_notebook_runs_the_stages_its_task_names(monkeypatch):
+    from {{ cookiecutter.package_name }}.pipeline import RunSummary
+
+    calls = []
+
+    def fake_run(args, root):
+        calls.append(args.stages)
+        return RunSummary("r", args.target, "databricks", "c", "s")
+
+    monkeypatch.setattr(notebook, "run_summary", fake_run)
+    monkeypatch.setattr(notebook, "project_root", lambda: None)
+    dbutils = FakeDbutils({"stages": "score, monitor"})
+    dbutils.jobs = FakeJobs()
+    notebook.run_stage(dbutils)
+    assert calls == [["score", "monitor"]] and dbutils.widgets.declared[-1] == "stages"
+    with pytest.raises(ValueError, match="stages parameter is empty"):
+        notebook.run_stage(FakeDbutils({"stages": " "}))

@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.contract import load_contract
-from {{ cookiecutter.package_name }}.quality import (
+from {{ cookiecutter.package_name }}.data.quality import (
     FAILED,
     STATUS,
-    conform_table,
     gold_rows,
-    parse_json_lines,
     quarantine_rows,
     silver_rows,
     typed_with_failures,
 )
+from {{ cookiecutter.package_name }}.runtime.landing import conform_table, parse_json_lines
 
 pytestmark = pytest.mark.jvm
 

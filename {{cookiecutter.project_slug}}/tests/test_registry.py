@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import pipeline, registry
+from {{ cookiecutter.package_name }} import pipeline
 from {{ cookiecutter.package_name }}.config import load_project
+from {{ cookiecutter.package_name }}.ml import registry
 
 pytestmark = pytest.mark.sail
 

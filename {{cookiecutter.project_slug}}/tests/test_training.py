@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.config import TrainingConfig
-from {{ cookiecutter.package_name }}.training import TrainingDataError, fit, time_split
+from {{ cookiecutter.package_name }}.ml.fitting import TrainingDataError, fit, time_split
 
 CONFIG = TrainingConfig(seed=3, validation_fraction=0.25, min_rows=50, num_boost_round=60,
                         early_stopping_rounds=10, params={"num_leaves": 7, "min_data_in_leaf": 5})
@@ -42,11 +42,11 @@ def test_same_data_and_seed_give_the_same_metrics(problem):
 
 
 def test_classification_returns_probabilities_and_handles_unseen_categories():
-    from {{ cookiecutter.package_name }}.scoring import predictions, prepare_features
+    from {{ cookiecutter.package_name }}.ml.scoring import predictions, prepare_features
 
     model = fit(frame(), ["customer"], "month", "classification", CONFIG)
     scoring = frame(rows=20, seed=9).assign(plan=["enterprise"] * 20)
-    raw = model.booster.predict(prepare_features(scoring, model.features, model.categories))
+    raw = model.estimator.predict(prepare_features(scoring, model.features, model.categories))
     out = predictions(np.asarray(raw), "classification")
     assert out["probability"].between(0, 1).all() and set(out["prediction"]) <= {0, 1}
 
@@ -70,7 +70,7 @@ def test_missing_feature_columns_are_named():
 def test_tuning_runs_its_trial_budget_and_returns_the_best_parameters():
     from dataclasses import replace
 
-    from {{ cookiecutter.package_name }}.training import tune
+    from {{ cookiecutter.package_name }}.ml.fitting import tune
 
     seen = []
     best, trials = tune(frame(), ["customer"], "month", "classification", replace(CONFIG, tuning_trials=3),

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from {{ cookiecutter.package_name }}.transforms import latest_per_key
+from {{ cookiecutter.package_name }}.data.transforms import latest_per_key
 
 pytestmark = pytest.mark.jvm
 

@@ -1,8 +1,9 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # Training
-# MAGIC Trains LightGBM on the point-in-time training set (or gold), logs it to the MLflow experiment
-# MAGIC and registers a new version of the Unity Catalog model. Parameters come from the job
+# MAGIC Trains the estimator named in `conf/project.yml` on the point-in-time training set (or gold),
+# MAGIC logs it to the MLflow experiment and registers a new version of the Unity Catalog model.
+# MAGIC Parameters come from the job
 # MAGIC (`resources/training_job.yml`) as widgets.
 
 # COMMAND ----------

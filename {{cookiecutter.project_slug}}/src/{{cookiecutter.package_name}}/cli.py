@@ -17,20 +17,33 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import importlib
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
-from . import bundle_check, pipeline
+from . import pipeline
 from .config import ConfigError, TargetConfig, load_project, project_root, target_config
+from .context import StageFailure, stderr
+from .contract import load_contracts
+from .ml import registry
 from .runtime import ENGINES, LocalRuntime, PlatformError, open_runtime
-from .stage import StageFailure
+from .runtime.landing import list_landing_files
 
 USAGE = (__doc__ or "").replace("PACKAGE", str(__package__))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _tool(name: str) -> ModuleType:
+    """A module of ``tools/``, imported on use: tools are not part of a pipeline run, and their
+    imports (pandas, the bundle schema classes) would slow every other command."""
+    return importlib.import_module(f"{__package__}.tools.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser; notebooks build their ``run`` arguments with it too."""
     parser = argparse.ArgumentParser(prog=f"python -m {__package__}", description=USAGE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -89,10 +102,6 @@ def _offline_runtime(args: argparse.Namespace, root: Path, target: TargetConfig)
 
 
 def _registry(args: argparse.Namespace, root: Path) -> int:
-    import getpass
-
-    from . import registry
-
     target = target_config(root, args.target)
     if target.platform == "local":
         rt = _offline_runtime(args, root, target)
@@ -113,7 +122,7 @@ def _registry(args: argparse.Namespace, root: Path) -> int:
 
 
 def _target_arguments(parser: argparse.ArgumentParser, engine: bool = True) -> None:
-    parser.add_argument("--target", default="local", help="target from conf/targets.yml (default: local)")
+    parser.add_argument("--target", default="local", help="local (conf/targets.yml) or a databricks.yml target (default: local)")
     parser.add_argument("--local-dir", type=Path, default=None,
                         help="folder for all local state (default: .local in the project)")
     if not engine:
@@ -123,16 +132,12 @@ def _target_arguments(parser: argparse.ArgumentParser, engine: bool = True) -> N
 
 def _sample_data_if_missing(root: Path, rt: LocalRuntime, log: Callable[[str], None]) -> None:
     """A local run on an empty landing folder starts from the shipped sample data."""
-    from .contract import load_contracts
-    from .landing import list_landing_files
-    from .sample_data import generate
-
     contract = load_contracts(root)[load_project(root).source]
     folder = Path(rt.landing_path(contract.path))
     if folder.is_dir() and list_landing_files(folder):
         return
     log(f"no landing files in {folder}: writing sample data first (python -m {__package__} sample-data)")
-    report = generate(contract.name, folder)
+    report = _tool("sample_data").generate(contract.name, folder)
     log(f"  sample data: {report.records} records in {len(report.files)} files")
 
 
@@ -150,7 +155,7 @@ def run_summary(args: argparse.Namespace, root: Path) -> pipeline.RunSummary:
         engine=args.engine,
     ) as rt:
         if isinstance(rt, LocalRuntime) and "bronze" in stages:
-            _sample_data_if_missing(root, rt, pipeline.stderr)
+            _sample_data_if_missing(root, rt, stderr)
         return pipeline.run_stages(rt, stages, run_id=args.run_id, root=root, experiment=args.experiment,
                                    model_name=args.model_name)
 
@@ -166,9 +171,6 @@ def _run(args: argparse.Namespace, root: Path) -> int:
 
 
 def _sample_data(args: argparse.Namespace, root: Path) -> int:
-    from .contract import load_contracts
-    from .sample_data import generate
-
     source = args.source or load_project(root).source
     contracts = load_contracts(root)
     if source not in contracts:
@@ -180,27 +182,26 @@ def _sample_data(args: argparse.Namespace, root: Path) -> int:
             raise ConfigError("sample-data writes local files. Fix: pass --out /Volumes/<catalog>/<schema>/landing/"
                               "raw/<source> when running on Databricks, or use --target local")
         out = Path(_offline_runtime(args, root, target).landing_path(contracts[source].path))
-    report = generate(source, out, rows=args.rows, drift=args.drift, seed=args.seed)
+    report = _tool("sample_data").generate(source, out, rows=args.rows, drift=args.drift, seed=args.seed)
     print(json.dumps(report.to_dict(), indent=2))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "stages":
             print("\n".join(pipeline.STAGES))
             return 0
         root = project_root()
         if args.command == "bundle-check":
-            return bundle_check.main(root, args.targets, args.var)
+            return _tool("bundle_check").main(root, args.targets, args.var)
         if args.command == "sample-data":
             return _sample_data(args, root)
         if args.command in ("approve", "promote", "rollback"):
             return _registry(args, root)
         if args.command == "bench":
-            from . import bench
-
+            bench = _tool("bench")
             if args.what == "ingest":
                 bench.bench_ingest(root, args.rows or [1_000_000])
             for rows in args.rows or [1_030_000 if args.what == "train" else 1_000_000]:

@@ -1,8 +1,11 @@
-"""Per-target settings, read from ``conf/targets.yml`` in the project root."""
+"""Per-target settings: the Databricks targets and their catalog and schema from ``databricks.yml``
+(the bundle), local targets from ``conf/targets.yml``, both in the project root."""
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,8 @@ from typing import Any
 import yaml
 
 PLATFORMS = ("local", "databricks")
+BUNDLE_FILE = "databricks.yml"
+REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\-]+)\}")
 PROJECT_DIR_VARIABLE = f"{str(__package__).upper()}_PROJECT_DIR"
 
 
@@ -43,56 +48,135 @@ def project_root(start: Path | None = None) -> Path:
     )
 
 
-def read_conf(root: Path, name: str) -> tuple[Path, dict[str, object]]:
-    """A mapping from ``conf/<name>``, with errors that name the file."""
-    path = root / "conf" / name
+def _read_mapping(path: Path, restore: str) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: missing. Fix: restore conf/{name} from the template") from exc
+        raise ConfigError(f"{path}: missing. Fix: restore {restore} from the template") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    return path, raw
+    return raw
+
+
+def read_conf(root: Path, name: str) -> tuple[Path, dict[str, object]]:
+    """A mapping from ``conf/<name>``, with errors that name the file."""
+    path = root / "conf" / name
+    return path, _read_mapping(path, f"conf/{name}")
+
+
+def read_bundle(root: Path) -> tuple[Path, dict[str, Any]]:
+    """``databricks.yml`` with the ``targets`` and ``variables`` of its included files merged in
+    (includes are Go globs from the bundle root, as the Databricks CLI reads them: no recursive ``**``)."""
+    path = root / BUNDLE_FILE
+    bundle = _read_mapping(path, BUNDLE_FILE)
+    for pattern in bundle.get("include") or []:
+        for name in sorted(glob.glob(re.sub(r"\*\*+", "*", str(pattern)), root_dir=root)):
+            if not name.endswith((".yml", ".yaml")):
+                continue
+            included = _read_mapping(root / name, name)
+            for section in ("targets", "variables"):
+                for key, value in (included.get(section) or {}).items():
+                    merged = bundle.setdefault(section, {}) or {}
+                    bundle[section] = merged
+                    base = merged.get(key)
+                    merged[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else value
+    return path, bundle
+
+
+def _bundle_variable(path: Path, bundle: dict[str, Any], target: str, name: str, depth: int = 0) -> str:
+    """Variable ``name`` as the bundle sets it for ``target``: the target's ``variables`` override
+    the default in the top-level ``variables``; ``${var.x}`` and ``${bundle.target}`` resolve."""
+    overrides = ((bundle["targets"].get(target) or {}).get("variables")) or {}
+    declared = (bundle.get("variables") or {}).get(name)
+    if name in overrides:
+        key, value = f"targets.{target}.variables.{name}", overrides[name]
+        if isinstance(value, dict):  # the full form {default: ...}; a lookup has no value offline
+            if "default" not in value:
+                raise ConfigError(f"{path}: {key} has no default (a lookup cannot be read here). Fix: set "
+                                  f"the {name} itself, e.g. `{name}: <name>`")
+            value = value["default"]
+    elif declared is not None:
+        key, value = f"variables.{name}.default", declared.get("default") if isinstance(declared, dict) else declared
+    else:
+        raise ConfigError(f"{path}: variables.{name} is not declared. Fix: declare it in the top-level variables "
+                          f"with a default, or set targets.{target}.variables.{name}")
+    if value is None or value == "":
+        raise ConfigError(f"{path}: targets.{target} has no {name}: neither targets.{target}.variables.{name} nor "
+                          f"variables.{name}.default is set. Fix: set one of them")
+    if isinstance(value, dict | list):
+        raise ConfigError(f"{path}: {key} must be a name, not a {type(value).__name__}")
+
+    def resolve(match: re.Match[str]) -> str:
+        ref = match.group(1)
+        if ref == "bundle.target":
+            return target
+        if ref == "bundle.name":
+            return str((bundle.get("bundle") or {}).get("name", ""))
+        if ref.startswith("var.") and depth < 10:
+            return _bundle_variable(path, bundle, target, ref[4:], depth + 1)
+        shown = "${" + ref + "}"
+        raise ConfigError(f"{path}: {key}: {shown} cannot be resolved outside a deployment. Fix: use a name, "
+                          "${var.<name>} or ${bundle.target}")
+
+    return REFERENCE.sub(resolve, str(value))
 
 
 def load_targets(root: Path) -> dict[str, TargetConfig]:
+    """Every target: the local ones of ``conf/targets.yml``, then each target of ``databricks.yml``
+    (platform databricks) with its ``catalog`` and ``schema`` variables.  On Databricks the jobs
+    still pass the final names as parameters: development mode prefixes the schema (dev_<user>_)."""
+    bundle_path, bundle = read_bundle(root)
+    declared = bundle.get("targets")
+    if not isinstance(declared, dict) or not declared:
+        raise ConfigError(f"{bundle_path}: 'targets' must be a mapping of target name to settings. Fix: restore "
+                          f"the targets of {BUNDLE_FILE} from the template")
     path, raw = read_conf(root, "targets.yml")
     targets = raw.get("targets")
     if not isinstance(targets, dict) or not targets:
-        raise ConfigError(f"{path}: 'targets' must be a mapping of target name to settings")
+        raise ConfigError(f"{path}: 'targets' must be a mapping of target name to settings (the local target)")
     result = {}
     for name, settings in targets.items():
         if not isinstance(settings, dict):
             raise ConfigError(f"{path}: targets.{name} must be a mapping")
+        if name in declared:
+            raise ConfigError(f"{path}: targets.{name} is a Databricks target of {BUNDLE_FILE}. Fix: remove it "
+                              f"here; set its catalog and schema in {BUNDLE_FILE} targets.{name}.variables")
         missing = [key for key in ("platform", "catalog", "schema") if not settings.get(key)]
         if missing:
             raise ConfigError(f"{path}: targets.{name} lacks {', '.join(missing)}")
-        if settings["platform"] not in PLATFORMS:
+        if settings["platform"] != "local":
             raise ConfigError(
-                f"{path}: targets.{name}.platform is {settings['platform']!r}. Fix: use one of {PLATFORMS}"
+                f"{path}: targets.{name}.platform is {settings['platform']!r}. Fix: use 'local'; Databricks "
+                f"targets are declared in {BUNDLE_FILE}"
             )
         auto_approve = settings.get("auto_approve", False)
         if not isinstance(auto_approve, bool):
             raise ConfigError(f"{path}: targets.{name}.auto_approve must be true or false")
-        if auto_approve and settings["platform"] != "local":
-            raise ConfigError(f"{path}: targets.{name}.auto_approve is only for local targets. Fix: remove it; on "
-                              "Databricks a reviewer or CI sets the approval tag on the model version")
-        result[name] = TargetConfig(name, settings["platform"], str(settings["catalog"]), str(settings["schema"]),
-                                    auto_approve)
+        result[name] = TargetConfig(name, "local", str(settings["catalog"]), str(settings["schema"]), auto_approve)
+    for name, settings in declared.items():
+        if settings is not None and not isinstance(settings, dict):
+            raise ConfigError(f"{bundle_path}: targets.{name} must be a mapping")
+        catalog = _bundle_variable(bundle_path, bundle, name, "catalog")
+        schema = _bundle_variable(bundle_path, bundle, name, "schema")
+        result[name] = TargetConfig(name, "databricks", catalog, schema)
     return result
 
 
 def target_config(root: Path, name: str) -> TargetConfig:
     targets = load_targets(root)
     if name not in targets:
-        raise ConfigError(f"unknown target {name!r}. Fix: use one of {', '.join(targets)} (conf/targets.yml)")
+        raise ConfigError(f"unknown target {name!r}. Fix: use one of {', '.join(targets)} (local targets in "
+                          f"conf/targets.yml, Databricks targets in {BUNDLE_FILE})")
     return targets[name]
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
+    # Which estimator of ml/estimators.py fits the model (ESTIMATORS there lists the choices;
+    # empty: its DEFAULT_ESTIMATOR).
+    estimator: str = ""
     seed: int = 42
     validation_fraction: float = 0.2
     min_rows: int = 200

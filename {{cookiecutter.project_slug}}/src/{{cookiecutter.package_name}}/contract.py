@@ -14,12 +14,11 @@ from typing import Any
 import yaml
 
 from .config import ConfigError
+from .names import INGEST_COLUMNS
 
 FORMATS = ("json", "csv", "parquet")
 TYPES = ("string", "int", "long", "double", "boolean", "date", "timestamp")
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-# Columns every silver row carries; a source without an event time uses them as its time.
-INGEST_COLUMNS = ("_ingested_at", "_ingest_date")
 # Versioned expectation files may use these row-level Great Expectations types; each is
 # also applied row by row so that failing rows can be quarantined with its name.
 ROW_LEVEL = {

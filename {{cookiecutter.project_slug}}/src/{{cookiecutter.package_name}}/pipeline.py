@@ -1,13 +1,15 @@
 """The stage registry and the runner behind ``python -m <package> run``.
 
-A stage is a function ``(runtime, context) -> StageOutput``: the tables it wrote and
-details for the summary.  The runner times each stage, records it in the ``pipeline_runs`` audit table (MERGE by run id and stage,
-so a rerun with the same run id never duplicates), and returns a summary with row
-counts and Delta versions of every table a stage wrote.
+A stage is a function ``(runtime, context) -> StageOutput``: the tables it wrote and details
+for the summary.  The runner builds the run context once (configuration, contracts, model
+name), times each stage, records it in the ``pipeline_runs`` audit table (MERGE by run id and
+stage, so a rerun with the same run id never duplicates), and returns a summary with row counts
+and Delta versions of every table a stage wrote.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import time
@@ -18,60 +20,66 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import ConfigError, project_root
+from .config import ConfigError, load_project, project_root, target_config
+from .context import RunContext, StageFailure, StageOutput, stderr
+from .contract import load_contracts
+from .data.transforms import latest_per_key
+from .names import RUNS_TABLE
 from .runtime import Runtime
-from .stage import RunContext, StageFailure, StageOutput, stderr
-from .transforms import latest_per_key
-
-RUNS_TABLE = "pipeline_runs"
-VOLUME = "landing"
-VOLUME_FOLDERS = ("raw", "checkpoints", "schemas")
-
-
-def bootstrap(rt: Runtime, ctx: RunContext) -> StageOutput:
-    """Check that the schema and the landing volume are usable, and create the volume's folders.
-
-    On Databricks the bundle creates the schema and volume; this stage fails fast if the job's
-    identity cannot see them.  Locally it creates the same layout under the local directory.
-    """
-    rt.ensure_schema()
-    for folder in VOLUME_FOLDERS:
-        Path(rt.volume_path(VOLUME, folder)).mkdir(parents=True, exist_ok=True)
-    return StageOutput()
-
 
 Stage = Callable[[Runtime, RunContext], StageOutput]
+STAGES_DIR = Path(__file__).resolve().parent / "stages"
 
 
-def _lazy(module: str, function: str) -> Stage:
-    """A stage whose module is imported when it runs: the command line stays fast (MLflow and
-    LightGBM load only for the stages that need them)."""
+def declared_order(path: Path) -> dict[str, int]:
+    """A stage module's ``ORDER = {"<stage>": <position>, ...}``, read from its source: importing
+    every stage module to learn the order would load MLflow and pandas for every command."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["ORDER"]:
+            order = ast.literal_eval(node.value)
+            if isinstance(order, dict) and order and all(
+                    isinstance(k, str) and isinstance(v, int) for k, v in order.items()):
+                return order
+    raise ValueError(f"{path}: a stage module declares its stages as ORDER = {{'<stage>': <position>}}")
 
-    def stage(rt: Runtime, ctx: RunContext) -> StageOutput:
-        return getattr(importlib.import_module(f".{module}", __package__), function)(rt, ctx)
 
-    stage.__name__ = function
-    return stage
+def discover_stages(folder: Path = STAGES_DIR) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Every stage in run order (name -> "module:function"), and the modules that hold several
+    stages (module name -> its stages, runnable by the module's name).  A module with one stage
+    runs its ``run`` function; a module with several, the function named like each stage."""
+    found: list[tuple[int, str, str]] = []
+    groups: dict[str, list[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        order = declared_order(path)
+        for name, position in order.items():
+            found.append((position, name, f"{path.stem}:{'run' if len(order) == 1 else name}"))
+        if len(order) > 1:
+            groups[path.stem] = sorted(order, key=order.__getitem__)
+    names = [name for _, name, _ in found]
+    positions = [position for position, _, _ in found]
+    clashes = sorted({n for n in names if names.count(n) > 1} | {str(p) for p in positions if positions.count(p) > 1})
+    if clashes:
+        raise ValueError(f"{folder}: stage names or positions declared twice: {', '.join(clashes)}")
+    return {name: target for _, name, target in sorted(found)}, groups
 
 
-# Execution order of ``run all``.
-STAGES: dict[str, Stage] = {
-    "bootstrap": bootstrap,
-    "bronze": _lazy("ingest", "bronze"),
-    "silver": _lazy("ingest", "silver"),
-    "gold": _lazy("ingest", "gold"),
-    "features": _lazy("features", "build_features"),
-    "check": _lazy("monitoring", "check"),
-    "train": _lazy("training", "train"),
-    "validate": _lazy("registry", "validate"),
-    "promote": _lazy("registry", "promote_stage"),
-    "score": _lazy("inference", "score"),
-    "monitor": _lazy("monitoring", "monitor"),
-}
-# Names that stand for several stages.
-GROUPS: dict[str, list[str]] = {
-    "ingest": ["bronze", "silver", "gold"],
-}
+# Execution order of ``run all``: stage name -> "module:function" under ``stages/`` (or a function),
+# and names that stand for several stages (e.g. ``ingest``: bronze, silver, gold).
+STAGES: dict[str, str | Stage]
+GROUPS: dict[str, list[str]]
+STAGES, GROUPS = discover_stages()
+
+
+def load_stage(name: str) -> Stage:
+    """The stage function; its module is imported only when it runs, so the command line stays
+    fast (MLflow, Great Expectations and the estimators load only for the stages that need them)."""
+    target = STAGES[name]
+    if callable(target):
+        return target
+    module, function = target.split(":")
+    return getattr(importlib.import_module(f"{__package__}.stages.{module}"), function)
 
 
 @dataclass
@@ -170,6 +178,21 @@ def describe(details: dict[str, object]) -> list[str]:
     return lines
 
 
+def run_context(rt: Runtime, root: Path, run_id: str, log: Callable[[str], None] = stderr,
+                experiment: str | None = None, model_name: str | None = None) -> RunContext:
+    """Everything the stages share, read once: the project configuration, the contracts, the
+    registered model name on this runtime, the experiment and the target's approval rule."""
+    project = load_project(root)
+    contracts = load_contracts(root)
+    if project.source not in contracts:
+        raise ConfigError(f"{root / 'conf' / 'project.yml'}: source is {project.source!r}, which no contract in "
+                          f"conf/contracts/ names. Fix: use one of {', '.join(contracts)}")
+    return RunContext(root=root, run_id=run_id, project=project, contracts=contracts,
+                      model_name=rt.model_name(model_name or project.model_name),
+                      experiment=experiment or project.experiment,
+                      auto_approve=target_config(root, rt.target).auto_approve, log=log)
+
+
 def run_stages(
     rt: Runtime,
     names: list[str],
@@ -182,15 +205,14 @@ def run_stages(
     """Run stages in order, stopping at the first failure, and record every attempt."""
     stages = resolve_stages(names)
     summary = RunSummary(run_id or uuid.uuid4().hex, rt.target, rt.platform, rt.catalog, rt.schema)
-    ctx = RunContext(root=root or project_root(), run_id=summary.run_id, log=log, experiment=experiment,
-                     model_name=model_name)
+    ctx = run_context(rt, root or project_root(), summary.run_id, log, experiment, model_name)
     started: dict[str, datetime] = {}
     for index, name in enumerate(stages, start=1):
         log(f"[{index}/{len(stages)}] {name} ...")
         started[name] = datetime.now(UTC).replace(tzinfo=None)
         t0 = time.perf_counter()
         try:
-            output = STAGES[name](rt, ctx)
+            output = load_stage(name)(rt, ctx)
             stats = [TableStat(rt.table(t), rt.row_count(t), rt.version(t)) for t in output.tables]
             result = StageResult(name, "succeeded", time.perf_counter() - t0, stats, output.details)
         except (StageFailure, ConfigError) as exc:

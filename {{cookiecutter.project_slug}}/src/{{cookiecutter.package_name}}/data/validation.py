@@ -1,6 +1,6 @@
 """Great Expectations on a batch: the suite is derived from the data contract plus the
 versioned expectation file in ``conf/expectations/``.  The report is kept as JSON and as rows
-of a summary table; row-level expectations are also applied row by row (``quality.py``) so
+of a summary table; row-level expectations are also applied row by row (``data/quality.py``) so
 failing rows can be quarantined, and the two counts agree."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from .contract import Contract, Expectation
+from ..context import StageFailure
+from ..contract import Contract, Expectation
 
 
 @dataclass
@@ -92,8 +93,6 @@ def run_suite(df: DataFrame, expectations: list[Expectation], suite_name: str) -
 def model_input_gate(df: DataFrame, contract: Contract, purpose: str) -> dict[str, Any]:
     """The data gate on model inputs (training set or scoring batch): the contract's suite,
     limited to the columns the inputs carry, plus a non-empty batch.  Fails closed."""
-    from .stage import StageFailure
-
     expectations = [e for e in contract.expectations() if e.column is None or e.column in df.columns]
     report = run_suite(df, expectations, f"{contract.name}_{purpose}_inputs")
     failed = [f"{r.name}: {r.unexpected_count} unexpected, e.g. {r.examples}" if r.unexpected_count

@@ -5,17 +5,20 @@ checks that need none, for every target after target merging:
 
 * includes: Go ``filepath.Glob`` semantics from the bundle root (no recursive ``**``), a
   non-glob include must exist, only .yml/.yaml/.json; duplicate resource keys across files;
-* target merging (deep merge; keyed lists such as tasks by ``task_key``), variables that a
-  target sets must be declared, and every variable resolves (``--var`` > ``BUNDLE_VAR_x`` >
-  target value > default);
+* target merging (mappings merged, other lists concatenated, keyed lists such as tasks merged
+  by ``task_key``), variables that a target sets must be declared, and every variable resolves
+  (``--var`` > ``BUNDLE_VAR_x`` > target value > default);
+* ``presets.tags`` applied as the CLI applies them (``apply_presets``): root and target presets
+  merged, development mode's ``dev`` tag, then the tags copied onto jobs, experiments, models and
+  clusters;
 * every ``${...}`` reference points at something that exists;
 * typed resources through the ``databricks-bundles`` dataclasses (unknown fields at any
   depth, bad numbers and enum values);
 * notebook and Python file paths relative to the YAML file, the notebook header;
 * ``job_cluster_key``, ``environment_key`` and ``depends_on`` all defined; ``mode``;
-* this project's governance and cost rules (``check_policies``): cost tags on every job and job
-  cluster, timeouts, concurrency limits and health rules, autoscale and a cluster policy, and
-  ``run_as`` a service principal in production targets.
+* this project's governance and cost rules (``check_policies``): the cost tags declared once in
+  the root ``presets.tags`` on every job and job cluster, timeouts, concurrency limits and health
+  rules, autoscale and a cluster policy, and ``run_as`` a service principal in production targets.
 
 Each problem is one line: ``<file>: <key path>: <what is wrong>``.
 """
@@ -53,8 +56,9 @@ KEYED_LISTS = {
     "grants": "principal",
 }
 MODES = ("development", "production")
-# Cost-attribution tags every job and job cluster must carry, in every target.
-REQUIRED_TAGS = ("project", "cost_center", "env", "owner")
+# The placeholder user offline; development mode tags resources with its short name.
+OFFLINE_USER = "offline-user@example.com"
+OFFLINE_SHORT_NAME = "offline_user"
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\-\[\]]+)\}")
 NOT_CHECKED_OFFLINE = (
     "workspace authentication and the current user (a placeholder user is used)",
@@ -176,8 +180,12 @@ def load_bundle(root: Path) -> Bundle:
 
 
 def deep_merge(base: Any, override: Any, key: str | None = None) -> Any:
-    """Merge as the CLI merges a target into the root: mappings recursively, keyed lists
-    element-wise by their key, other values replaced."""
+    """Merge as the CLI merges a target into the root (libs/dyn/merge/merge.go in databricks/cli):
+    null yields the other side, mappings merge recursively, lists are concatenated, other values
+    are replaced.  Lists of KEYED_LISTS are then merged element-wise by their key, as the CLI's
+    MergeJobTasks/MergeJobClusters/... mutators do after concatenating."""
+    if override is None:
+        return copy.deepcopy(base)
     if isinstance(base, dict) and isinstance(override, dict):
         merged = dict(base)
         for k, v in override.items():
@@ -194,6 +202,8 @@ def deep_merge(base: Any, override: Any, key: str | None = None) -> Any:
             else:
                 merged_list.append(copy.deepcopy(item))
         return merged_list
+    if isinstance(base, list) and isinstance(override, list):
+        return copy.deepcopy(base) + copy.deepcopy(override)
     return copy.deepcopy(override)
 
 
@@ -271,14 +281,14 @@ def interpolate(merged: dict[str, Any], variables: dict[str, Any], target: str, 
     """Replace ``${var.x}``, ``${bundle.*}`` and ``${workspace.*}``; check ``${resources.*}``."""
     bundle_name = str((merged.get("bundle") or {}).get("name", ""))
     workspace = dict(merged.get("workspace") or {})
-    user = "offline-user@example.com"
+    user = OFFLINE_USER
     workspace.setdefault("root_path", f"/Workspace/Users/{user}/.bundle/{bundle_name}/{target}")
     known = {
         "bundle.name": bundle_name,
         "bundle.target": target,
         "workspace.current_user.userName": user,
-        "workspace.current_user.short_name": "offline_user",
-        "workspace.current_user.domain_friendly_name": "offline_user",
+        "workspace.current_user.short_name": OFFLINE_SHORT_NAME,
+        "workspace.current_user.domain_friendly_name": OFFLINE_SHORT_NAME,
         "workspace.root_path": workspace["root_path"],
         "workspace.file_path": workspace.get("file_path", f"{workspace['root_path']}/files"),
         "workspace.host": str(workspace.get("host", "")),
@@ -442,6 +452,7 @@ def resolve_target(bundle: Bundle, name: str, cli_vars: dict[str, str], problems
     merged = merge_target(bundle.config, name, problems)
     variables = resolve_variables(bundle.config, name, merged.pop("_target_variables"), cli_vars, problems)
     interpolate(merged, variables, name, problems)
+    apply_presets(merged)
     return merged
 
 
@@ -451,25 +462,108 @@ def resolved(root: Path, target: str, cli_vars: dict[str, str] | None = None) ->
     return resolve_target(bundle, target, cli_vars or {}, bundle.problems)
 
 
-def job_tags(merged: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """Tags a deployed job carries: the target's ``presets.tags`` under the job's own tags."""
-    return {**((merged.get("presets") or {}).get("tags") or {}), **(job.get("tags") or {})}
+def apply_presets(merged: dict[str, Any]) -> None:
+    """Apply ``presets.tags`` to the resources of a merged, resolved target, as the CLI does.
+
+    Source: databricks/cli, bundle/config/mutator/resourcemutator/apply_target_mode.go and
+    apply_presets.go (https://github.com/databricks/cli/blob/main/bundle/config/mutator/resourcemutator/
+    apply_presets.go), run after the target is merged (bundle/config/root.go MergeTargetOverrides merges
+    the target's ``presets`` into the root ``presets``, key by key) and after ``${...}`` references
+    are resolved (bundle/phases/initialize.go):
+
+    * development mode adds the tag ``dev: <short name of the user>`` unless ``dev`` is set;
+    * jobs: each preset tag is set where the job's own tag is missing or empty (a job's own
+      non-empty tag wins);
+    * experiments and (workspace) models: appended to ``tags`` where no tag has that key;
+    * clusters (``resources.clusters``) and SQL warehouses: into their custom tags where absent
+      (the CLI also normalises keys and values to the cloud's tag rules; not repeated here);
+    * NOT job clusters, registered models, schemas, volumes, pipelines or serving endpoints.  A
+      job cluster gets the job's tags from the Jobs service at run time instead: "tags: A map of
+      tags associated with the job. These are forwarded to the cluster as cluster tags for jobs
+      clusters" (Jobs API, JobSettings.tags; see ``cluster_tags``).
+
+    Other presets (name prefix, pause status, concurrency) are not applied offline.
+    """
+    presets = merged.setdefault("presets", {}) or {}
+    merged["presets"] = presets
+    tags = dict(presets.get("tags") or {})
+    if merged.get("mode") == "development" and "dev" not in tags:
+        tags["dev"] = OFFLINE_SHORT_NAME
+    if not tags:
+        return
+    presets["tags"] = tags
+    ordered = sorted(tags.items())  # the CLI applies them sorted by key
+    resources = merged.get("resources") or {}
+    for job in (resources.get("jobs") or {}).values():
+        if isinstance(job, dict):
+            own = job.setdefault("tags", {}) or {}
+            job["tags"] = own
+            for key, value in ordered:
+                if not own.get(key):
+                    own[key] = value
+    for rtype in ("experiments", "models"):
+        for item in (resources.get(rtype) or {}).values():
+            if isinstance(item, dict):
+                own_list = item.setdefault("tags", []) or []
+                item["tags"] = own_list
+                have = {t.get("key") for t in own_list if isinstance(t, dict)}
+                own_list.extend({"key": k, "value": v} for k, v in ordered if k not in have)
+    for cluster in (resources.get("clusters") or {}).values():
+        if isinstance(cluster, dict):
+            custom = cluster.setdefault("custom_tags", {}) or {}
+            cluster["custom_tags"] = custom
+            for key, value in ordered:
+                custom.setdefault(key, value)
+    for warehouse in (resources.get("sql_warehouses") or {}).values():
+        if isinstance(warehouse, dict):
+            pairs = (warehouse.setdefault("tags", {}) or {}).setdefault("custom_tags", [])
+            have = {t.get("key") for t in pairs if isinstance(t, dict)}
+            pairs.extend({"key": k, "value": v} for k, v in ordered if k not in have)
+
+
+def required_tags(config: dict[str, Any]) -> list[str]:
+    """The cost tags every job and job cluster must carry: the keys of the root ``presets.tags``
+    in databricks.yml, the one place they are declared (a pure ``${var.x}`` reference there
+    names a complex variable whose default holds them)."""
+    tags = (config.get("presets") or {}).get("tags")
+    if isinstance(tags, str) and (ref := REFERENCE.fullmatch(tags)) and ref.group(1).startswith("var."):
+        spec = (config.get("variables") or {}).get(ref.group(1)[4:])
+        tags = spec.get("default") if isinstance(spec, dict) else None
+    return [str(k) for k in tags] if isinstance(tags, dict) else []
+
+
+def job_tags(job: dict[str, Any]) -> dict[str, Any]:
+    """Tags a deployed job carries (after ``apply_presets``)."""
+    return dict(job.get("tags") or {})
+
+
+def cluster_tags(job: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+    """Tags a job cluster runs with: the job's tags, which the Jobs service forwards to its job
+    clusters, and the cluster's own ``custom_tags``."""
+    custom = ((cluster or {}).get("new_cluster") or {}).get("custom_tags") or {}
+    return {**job_tags(job), **custom} if isinstance(custom, dict) else job_tags(job)
 
 
 def check_policies(bundle: Bundle, merged: dict[str, Any], target: str, problems: list[str]) -> None:
     """Governance and cost rules of this project: every job and job cluster carries the cost tags
-    and is bounded (timeout, max concurrent runs, a run-duration health rule), job clusters
-    autoscale under a policy, and production targets run as a service principal."""
+    declared in the root ``presets.tags`` and is bounded (timeout, max concurrent runs, a
+    run-duration health rule), job clusters autoscale under a policy, and production targets run
+    as a service principal."""
     if merged.get("mode") == "production" and not (merged.get("run_as") or {}).get("service_principal_name"):
         problems.append(f"databricks.yml: targets.{target}.run_as: production targets must run as a service "
                         "principal")
+    required = required_tags(bundle.config)
+    if not required:
+        problems.append("databricks.yml: presets.tags: declare the cost tags here, once, as a mapping of tag "
+                        "name to value (every job and job cluster must carry them)")
     for key, job in ((merged.get("resources") or {}).get("jobs") or {}).items():
         origin = bundle.origins.get(("jobs", key), bundle.root / "databricks.yml")
         where = f"{bundle.rel(origin)}: resources.jobs.{key}"
-        missing = [t for t in REQUIRED_TAGS if not job_tags(merged, job).get(t)]
+        tags = job_tags(job)
+        missing = [t for t in required if not tags.get(t)]
         if missing:
-            problems.append(f"{where}.tags: missing cost tag(s) {', '.join(missing)} in target {target} (set them "
-                            "in the target's presets.tags or the job's tags)")
+            problems.append(f"{where}.tags: missing cost tag(s) {', '.join(missing)} in target {target} (declare "
+                            "them in databricks.yml presets.tags; a target's presets.tags may override a value)")
         for field_name in ("timeout_seconds", "max_concurrent_runs"):
             if not job.get(field_name):
                 problems.append(f"{where}.{field_name}: every job needs one (cost bound)")
@@ -479,9 +573,16 @@ def check_policies(bundle: Bundle, merged: dict[str, Any], target: str, problems
         for i, cluster in enumerate(job.get("job_clusters") or []):
             spec = (cluster or {}).get("new_cluster") or {}
             place = f"{where}.job_clusters[{i}].new_cluster"
-            absent = [t for t in REQUIRED_TAGS if not (spec.get("custom_tags") or {}).get(t)]
+            effective = cluster_tags(job, cluster)
+            absent = [t for t in required if t not in missing and not effective.get(t)]
             if absent:
                 problems.append(f"{place}.custom_tags: missing cost tag(s) {', '.join(absent)} in target {target}")
+            custom = spec.get("custom_tags") or {}
+            clash = [t for t in required if t in custom and tags.get(t) and custom[t] != tags[t]]
+            if clash:
+                problems.append(f"{place}.custom_tags: {', '.join(clash)} differ(s) from the job's tag in target "
+                                f"{target} (the job's tags reach its clusters; declare cost tags only in "
+                                "presets.tags)")
             if "autoscale" not in spec:
                 problems.append(f"{place}: use autoscale (min_workers/max_workers)")
             if "policy_id" not in spec:

@@ -18,11 +18,16 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from .config import load_project
-from .contract import load_contracts
-from .landing import list_landing_files, read_landing_file
-from .pipeline import run_stages
-from .runtime import open_runtime
+from ..config import load_project
+from ..contract import load_contracts
+from ..data.drift import drift, fit_baseline
+from ..data.inputs import model_inputs
+from ..ml.registry import alias_version, mlflow_client
+from ..ml.scoring import score_frame
+from ..names import LABEL, SCORE_COLUMNS
+from ..pipeline import run_stages
+from ..runtime import open_runtime
+from ..runtime.landing import list_landing_files, read_landing_file
 from .sample_data import generate
 
 
@@ -110,8 +115,6 @@ def bench_score(root: Path, rows: int) -> dict[str, float]:
     import mlflow
     from pyspark.sql import functions as F
 
-    from .inference import SCORE_COLUMNS, model_inputs, score_frame
-
     project = load_project(root)
     contract = load_contracts(root)[project.source]
     scratch = Path(tempfile.mkdtemp(prefix="bench-score-"))
@@ -122,17 +125,15 @@ def bench_score(root: Path, rows: int) -> dict[str, float]:
                                   log=lambda _: None, root=root)
             if not prepared.ok:
                 raise RuntimeError(f"preparing a champion failed: {prepared.to_text()}")
-            name = project.model_name
+            name = rt.model_name(project.model_name)
             keys = contract.gold.entity_keys
-            spine = rt.read(contract.gold_table).select(*keys, contract.gold.timestamp, "label")
-            inputs = model_inputs(rt, project, contract, spine).drop("label")
+            spine = rt.read(contract.gold_table).select(*keys, contract.gold.timestamp, LABEL)
+            inputs = model_inputs(rt, project, contract, spine).drop(LABEL)
             copies = -(-rows // inputs.count())
             inputs.crossJoin(rt.spark.range(copies).withColumnRenamed("id", "_copy")).limit(rows).drop("_copy") \
                 .write.format("delta").mode("overwrite").save(str(scratch / "inputs"))
             frame = rt.spark.read.format("delta").load(str(scratch / "inputs"))
             rt.configure_mlflow()
-            from .registry import alias_version, mlflow_client
-
             uri = rt.model_location(name, str(alias_version(mlflow_client(), name, "champion").version))
             outputs = SCORE_COLUMNS[project.problem_type]
 
@@ -166,8 +167,6 @@ def bench_score(root: Path, rows: int) -> dict[str, float]:
 def bench_psi(rows: int, columns: int = 20) -> dict[str, float]:
     """PSI of ``columns`` columns (numeric and categorical) of a ``rows``-row batch against a baseline."""
     from pyspark.sql import functions as F
-
-    from .drift import drift, fit_baseline
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-psi-"))
     try:

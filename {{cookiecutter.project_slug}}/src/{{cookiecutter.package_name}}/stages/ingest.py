@@ -18,25 +18,23 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .contract import Contract, load_contracts
-from .quality import (
+from ..context import RunContext, StageFailure, StageOutput
+from ..contract import Contract
+from ..data.quality import FAILED, STATUS, gold_rows, quarantine_rows, silver_rows, typed_with_failures
+from ..data.transforms import latest_per_key
+from ..data.validation import run_suite
+from ..names import (
     BATCH,
-    FAILED,
-    STATUS,
-    gold_rows,
-    quarantine_rows,
-    silver_rows,
-    typed_with_failures,
+    INGEST_LOG_TABLE,
+    INGEST_METRICS_TABLE,
+    INGEST_STATE_TABLE,
+    LANDING_VOLUME,
+    VALIDATION_RESULTS_TABLE,
 )
-from .runtime import LANDING_VOLUME, Runtime
-from .stage import RunContext, StageFailure, StageOutput
-from .transforms import latest_per_key
-from .validation import run_suite
+from ..runtime import Runtime
 
-LOG_TABLE = "ingest_log"
-STATE_TABLE = "ingest_state"
-METRICS_TABLE = "ingest_metrics"
-RESULTS_TABLE = "validation_results"
+# This module's stages and their positions in `run all` (see pipeline.py).
+ORDER = {"bronze": 20, "silver": 30, "gold": 40}
 
 
 def _now() -> datetime:
@@ -52,9 +50,9 @@ def _sql_text(value: str) -> str:
 
 def stage_state(rt: Runtime, stage: str, source: str) -> int:
     """Last batch id a stage has fully processed for a source (0 when none)."""
-    if not rt.exists(STATE_TABLE):
+    if not rt.exists(INGEST_STATE_TABLE):
         return 0
-    row = (rt.read(STATE_TABLE).where((F.col("stage") == stage) & (F.col("source") == source))
+    row = (rt.read(INGEST_STATE_TABLE).where((F.col("stage") == stage) & (F.col("source") == source))
            .select("last_batch").first())
     return int(row["last_batch"]) if row else 0
 
@@ -63,14 +61,14 @@ def set_stage_state(rt: Runtime, stage: str, source: str, batch: int, run_id: st
     frame = rt.spark.createDataFrame([(stage, source, int(batch), run_id, _now())],
                                      "stage string, source string, last_batch bigint, run_id string, "
                                      "updated_at timestamp")
-    rt.merge(frame, STATE_TABLE, ["stage", "source"])
+    rt.merge(frame, INGEST_STATE_TABLE, ["stage", "source"])
 
 
 def logged_files(rt: Runtime, source: str) -> tuple[set[str], int]:
     """Files already in bronze for a source, and the newest batch id."""
-    if not rt.exists(LOG_TABLE):
+    if not rt.exists(INGEST_LOG_TABLE):
         return set(), 0
-    rows = rt.read(LOG_TABLE).where(F.col("source") == source).select("file", BATCH).collect()
+    rows = rt.read(INGEST_LOG_TABLE).where(F.col("source") == source).select("file", BATCH).collect()
     return {r["file"] for r in rows}, max((int(r[BATCH]) for r in rows), default=0)
 
 
@@ -80,7 +78,7 @@ def logged_files(rt: Runtime, source: str) -> tuple[set[str], int]:
 def bronze(rt: Runtime, ctx: RunContext) -> StageOutput:
     """Append new landing files to ``bronze_<source>``, each exactly once, and log them."""
     out = StageOutput()
-    for contract in load_contracts(ctx.root).values():
+    for contract in ctx.contracts.values():
         seen, last_batch = logged_files(rt, contract.name)
         batch_id = last_batch + 1
         ctx.log(f"  bronze {contract.name}: looking for new files in {rt.landing_path(contract.path)}")
@@ -91,8 +89,8 @@ def bronze(rt: Runtime, ctx: RunContext) -> StageOutput:
             log = rt.spark.createDataFrame(
                 rows, f"source string, file string, records bigint, size bigint, modified_at timestamp, "
                       f"{BATCH} bigint, run_id string, ingested_at timestamp")
-            rt.write(log, LOG_TABLE, mode="append" if rt.exists(LOG_TABLE) else "overwrite")
-            out.tables += [contract.bronze_table, LOG_TABLE]
+            rt.write(log, INGEST_LOG_TABLE, mode="append" if rt.exists(INGEST_LOG_TABLE) else "overwrite")
+            out.tables += [contract.bronze_table, INGEST_LOG_TABLE]
         out.details[contract.name] = {
             "new_files": len(landed),
             "raw_records": sum(f.records for f in landed),
@@ -128,7 +126,7 @@ def _save_report(rt: Runtime, ctx: RunContext, contract: Contract, batches: tupl
         rows, "run_id string, source string, batch_from bigint, batch_to bigint, expectation string, type string, "
               "column string, success boolean, unexpected_count bigint, element_count bigint, examples string, "
               "error string, validated_at timestamp")
-    rt.replace_rows(frame, RESULTS_TABLE,
+    rt.replace_rows(frame, VALIDATION_RESULTS_TABLE,
                     f"source = {_sql_text(contract.name)} AND batch_from = {batches[0]} AND batch_to = {batches[1]}")
     return str(path)
 
@@ -182,7 +180,7 @@ def silver_batch(rt: Runtime, ctx: RunContext, contract: Contract, first: int, l
         "run_id string, source string, batch_from bigint, batch_to bigint, raw_records bigint, silver_upserts bigint, "
         "quarantined bigint, duplicates_removed bigint, malformed bigint, quarantine_rate double, threshold double, "
         "gate string, top_failures string, measured_at timestamp")
-    rt.replace_rows(metrics, METRICS_TABLE,
+    rt.replace_rows(metrics, INGEST_METRICS_TABLE,
                     f"source = {_sql_text(contract.name)} AND batch_from = {first} AND batch_to = {last}")
     if not passed:
         reasons = []
@@ -205,7 +203,7 @@ def silver_batch(rt: Runtime, ctx: RunContext, contract: Contract, first: int, l
 def silver(rt: Runtime, ctx: RunContext) -> StageOutput:
     out = StageOutput()
     failures = []
-    for contract in load_contracts(ctx.root).values():
+    for contract in ctx.contracts.values():
         done = stage_state(rt, "silver", contract.name)
         _, newest = logged_files(rt, contract.name)
         if newest <= done:
@@ -230,7 +228,7 @@ def silver(rt: Runtime, ctx: RunContext) -> StageOutput:
 def gold(rt: Runtime, ctx: RunContext) -> StageOutput:
     """MERGE the gold rows of every silver row changed since the last gold run."""
     out = StageOutput()
-    for contract in load_contracts(ctx.root).values():
+    for contract in ctx.contracts.values():
         done = stage_state(rt, "gold", contract.name)
         ready = stage_state(rt, "silver", contract.name)
         if ready <= done:

@@ -1,5 +1,5 @@
-"""Pure transformations of the medallion stages: parse raw records, cast to contract types,
-tag failed expectations, split valid / quarantined / malformed, and project gold rows.
+"""Pure transformations of the medallion stages: cast raw records to contract types, tag
+failed expectations, split valid / quarantined / malformed, and project gold rows.
 
 Nothing here reads or writes storage, so every function runs on any Spark engine and is
 unit-tested on the JVM lane.
@@ -10,64 +10,17 @@ from __future__ import annotations
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import MapType, StringType
 
-from .contract import Column, Contract, Expectation
+from ..contract import Column, Contract, Expectation
+from ..names import BATCH, BRONZE_META, CORRUPT, INGEST_DATE, INGESTED_AT, LABEL
 from .transforms import latest_per_key
 
-RESCUED = "_rescued_data"
-CORRUPT = "_corrupt_record"
-SOURCE_FILE = "_source_file"
-INGESTED_AT = "_ingested_at"
-BATCH = "_batch_id"
 FAILED = "_failed_expectations"
 STATUS = "_status"
-BRONZE_META = [RESCUED, CORRUPT, SOURCE_FILE, INGESTED_AT, BATCH]
 
 
 def _q(name: str) -> str:
     return f"`{name}`"
-
-
-def parse_json_lines(lines: DataFrame, contract: Contract) -> DataFrame:
-    """``lines`` has ``value`` (one raw line) and ``_source_file``.  Every contract column comes out
-    as a string; unknown fields go to ``_rescued_data`` (JSON), unparseable lines to ``_corrupt_record``.
-    Blank lines are not records and are dropped."""
-    sources = [c.source for c in contract.columns]
-    schema = ", ".join(f"`{s}` string" for s in sources)
-    # Parsing into a struct is several times faster than into a map; the map is built only for
-    # the rows that carry unknown fields.  json_object_keys is null for text that is not an object.
-    parsed = lines.where(F.trim("value") != "").select(
-        F.from_json("value", schema).alias("_s"), F.expr("json_object_keys(value)").alias("_keys"), "value",
-        SOURCE_FILE,
-    )
-    has_extra = F.size(F.filter("_keys", lambda k: ~k.isin(*sources))) > 0
-    extra = F.map_filter(F.from_json("value", MapType(StringType(), StringType())), lambda k, _v: ~k.isin(*sources))
-    return parsed.select(
-        *[F.col("_s").getField(c.source).alias(c.name) for c in contract.columns],
-        F.when(has_extra, F.to_json(extra)).alias(RESCUED),
-        F.when(F.col("_keys").isNull(), F.col("value")).alias(CORRUPT),
-        SOURCE_FILE,
-    )
-
-
-def conform_table(df: DataFrame, contract: Contract) -> DataFrame:
-    """For sources read as tables (CSV, Parquet): contract columns as strings, unknown columns
-    to ``_rescued_data``; ``_corrupt_record`` is kept if the reader filled it."""
-    present = set(df.columns)
-    sources = {c.source for c in contract.columns}
-    extras = [c for c in df.columns if c not in sources and c not in (SOURCE_FILE, CORRUPT)]
-    columns = [
-        (F.col(_q(c.source)).cast("string") if c.source in present else F.lit(None).cast("string")).alias(c.name)
-        for c in contract.columns
-    ]
-    if extras:
-        packed = F.to_json(F.struct(*[F.col(_q(c)).cast("string").alias(c) for c in extras]))
-        rescued = F.when(packed != "{}", packed)
-    else:
-        rescued = F.lit(None).cast("string")
-    corrupt = F.col(CORRUPT) if CORRUPT in present else F.lit(None).cast("string")
-    return df.select(*columns, rescued.alias(RESCUED), corrupt.alias(CORRUPT), SOURCE_FILE)
 
 
 def _blank_to_null(raw: SparkColumn) -> SparkColumn:
@@ -165,7 +118,7 @@ def silver_rows(checked: DataFrame, contract: Contract) -> DataFrame:
     """Valid rows, one per primary key (latest event time wins), without bronze bookkeeping."""
     valid = checked.where(F.col(STATUS) == "valid").drop(FAILED, STATUS, CORRUPT)
     latest = latest_per_key(valid, list(contract.primary_key), order_columns(contract))
-    return latest.withColumn("_ingest_date", F.to_date(INGESTED_AT))
+    return latest.withColumn(INGEST_DATE, F.to_date(INGESTED_AT))
 
 
 def quarantine_rows(checked: DataFrame) -> DataFrame:
@@ -200,6 +153,6 @@ def gold_rows(silver: DataFrame, contract: Contract) -> DataFrame:
         skip = {*gold.keys, gold.timestamp, contract.event_time, contract.label.column if contract.label else None}
         selected += [F.col(_q(c)) for c in contract.column_names if c not in skip]
     if contract.label:
-        selected.append(label_expression(contract).alias("label"))
+        selected.append(label_expression(contract).alias(LABEL))
     selected.append(F.col(BATCH))
     return silver.select(*selected)

@@ -1,0 +1,82 @@
+"""Turning a frame into model inputs and raw scores into predictions (pandas and numpy, shared by
+training and the logged model), and scoring a Spark frame with a logged model (``score_frame``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..names import SCORE_COLUMNS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+
+def prepare_features(frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
+    """Columns in training order; categorical columns with the training categories; numbers as float."""
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the input lacks feature columns {missing}")
+    out = pd.DataFrame(index=frame.index)
+    for name in features:
+        if name in categories:
+            out[name] = pd.Categorical(frame[name].astype("string"), categories=categories[name])
+        else:
+            out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return out
+
+
+def predictions(raw: np.ndarray, problem_type: str, threshold: float = 0.5) -> pd.DataFrame:
+    if problem_type == "classification":
+        return pd.DataFrame({"prediction": (raw >= threshold).astype("int64"), "probability": raw.astype("float64")})
+    return pd.DataFrame({"prediction": raw.astype("float64")})
+
+
+def label_type(problem_type: str) -> str:
+    """The label's type in the inference table: that of the prediction, as Lakehouse Monitoring expects."""
+    return "int" if problem_type == "classification" else "double"
+
+
+CHUNK_ROWS = 100_000
+
+
+def score_frame(df: DataFrame, model_location: str, problem_type: str, tracking_uri: str,
+                registry_uri: str) -> DataFrame:
+    """Append the model's outputs to every row.  Each partition loads the model once, on its first
+    batch, and predicts on chunks of up to ``CHUNK_ROWS`` rows: Arrow hands over ~10k-row
+    batches, and a call per batch would spend more time in per-call overhead than in the model."""
+    outputs = SCORE_COLUMNS[problem_type]
+    schema = ", ".join([f"`{f.name}` {f.dataType.simpleString()}" for f in df.schema.fields]
+                       + [f"{c} double" for c in outputs])
+
+    def predict(batches: Iterator[Any]) -> Iterator[Any]:
+        import mlflow
+        import pandas as pd
+
+        model, pending, rows = None, [], 0
+
+        def scored() -> Any:
+            chunk = pd.concat(pending, ignore_index=True)
+            pending.clear()
+            result = model.predict(chunk)
+            for column in outputs:
+                chunk[column] = result[column].to_numpy(dtype="float64")
+            return chunk
+
+        for batch in batches:
+            if model is None:
+                mlflow.set_tracking_uri(tracking_uri)
+                mlflow.set_registry_uri(registry_uri)
+                model = mlflow.pyfunc.load_model(model_location)
+            pending.append(batch)
+            rows += len(batch)
+            if rows >= CHUNK_ROWS:
+                yield scored()
+                rows = 0
+        if pending:
+            yield scored()
+
+    return df.mapInPandas(predict, schema=schema)

@@ -1,0 +1,85 @@
+"""MLflow tracking of a candidate: one run with parameters, metrics, Delta lineage, plots, the
+model card and the logged model with explicit pins, then a registered version tagged
+``validation_status=pending`` for the validation gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..runtime import Runtime
+from .candidates import Candidate
+
+# The package folder, logged with the model so that it loads wherever it is served.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Registered:
+    """The registered version of a candidate and the run that logged it."""
+
+    version: str
+    run_id: str
+    logging_seconds: float
+
+
+def git_commit(root: Path) -> str:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def pip_requirements(root: Path) -> list[str]:
+    """The runtime pins of requirements/base.txt: explicit, so logging skips the slow inference."""
+    lines = (root / "requirements" / "base.txt").read_text(encoding="utf-8").splitlines()
+    return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+
+
+def log_and_register(rt: Runtime, candidate: Candidate, *, root: Path, commit: str, experiment: str,
+                     model_name: str, pipeline_run_id: str, tags: dict[str, str], sources: list[dict[str, Any]],
+                     data_gate: dict[str, Any], fit_seconds: float) -> Registered:
+    """Log the candidate in one MLflow run of ``experiment`` and register it as a new version."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    started = time.perf_counter()
+    rt.configure_mlflow()
+    rt.use_experiment(experiment)
+    with mlflow.start_run(run_name=f"train-{pipeline_run_id[:8]}") as run:
+        mlflow.set_tags({"mlflow.source.git.commit": commit, "pipeline_run_id": pipeline_run_id, **tags})
+        mlflow.log_params({**candidate.params, **candidate.split})
+        for run_name, params, metrics in candidate.nested:
+            with mlflow.start_run(run_name=run_name, nested=True):
+                mlflow.log_params(params)
+                mlflow.log_metrics(metrics)
+        mlflow.log_metrics({**candidate.metrics, "fit_seconds": fit_seconds})
+        for source in sources:
+            mlflow.log_input(rt.lineage_dataset(source["short"], source["version"]), context="training")
+        for path, figure in candidate.figures.items():
+            mlflow.log_figure(figure, path)
+        mlflow.log_text(candidate.card, "model_card.md")
+        # Integer columns cannot hold missing values at scoring time: declare them as doubles.
+        example = candidate.example.astype({c: "float64" for c in candidate.example.select_dtypes("integer").columns})
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=candidate.python_model, artifacts=candidate.artifacts,
+            code_paths=[str(PACKAGE_DIR)], signature=infer_signature(example, candidate.example_output),
+            input_example=example, pip_requirements=pip_requirements(root))
+        version = mlflow.register_model(info.model_uri, model_name)
+        client = mlflow.MlflowClient()
+        mlflow.log_dict(data_gate, "validation/data_gate_training.json")
+        version_tags = {"git_commit": commit, "validation_status": "pending", "pipeline_run_id": pipeline_run_id,
+                        "data_gate_training": f"passed ({data_gate['expectations']} expectations)",
+                        "data_versions": json.dumps({s["table"]: s["version"] for s in sources}),
+                        **{f"metric_{k}": f"{v:.6g}" for k, v in candidate.metrics.items()}}
+        for key, value in version_tags.items():
+            client.set_model_version_tag(model_name, version.version, key, value)
+        client.update_model_version(model_name, version.version, description=candidate.card)
+        seconds = time.perf_counter() - started
+        mlflow.log_metric("mlflow_logging_seconds", seconds)
+    return Registered(str(version.version), run.info.run_id, seconds)

@@ -1,0 +1,37 @@
+"""Names shared across layers: bookkeeping columns every medallion table carries, and the
+project's tables.  Renaming a table or column here renames it everywhere."""
+
+from __future__ import annotations
+
+# The import name of this package (``python -m PACKAGE``).
+PACKAGE = str(__package__)
+
+# Bronze bookkeeping columns (the Auto Loader names on Databricks, the same locally).
+RESCUED = "_rescued_data"
+CORRUPT = "_corrupt_record"
+SOURCE_FILE = "_source_file"
+INGESTED_AT = "_ingested_at"
+INGEST_DATE = "_ingest_date"
+BATCH = "_batch_id"
+BRONZE_META = [RESCUED, CORRUPT, SOURCE_FILE, INGESTED_AT, BATCH]
+# Columns every silver row carries; a source without an event time uses them as its time.
+INGEST_COLUMNS = (INGESTED_AT, INGEST_DATE)
+
+# The numeric label of gold rows, training sets and the inference table.
+LABEL = "label"
+# Model outputs per problem type: the prediction, and the positive-class probability.
+SCORE_COLUMNS = {"classification": ["prediction", "probability"], "regression": ["prediction"]}
+
+# The Unity Catalog volume (a local folder when local) with raw files, checkpoints and reports.
+LANDING_VOLUME = "landing"
+
+# Tables the project writes besides the per-source medallion tables (see contract.Contract).
+RUNS_TABLE = "pipeline_runs"
+INGEST_LOG_TABLE = "ingest_log"
+INGEST_STATE_TABLE = "ingest_state"
+INGEST_METRICS_TABLE = "ingest_metrics"
+VALIDATION_RESULTS_TABLE = "validation_results"
+TRAINING_SET_TABLE = "training_set"
+BASELINE_TABLE = "monitoring_baseline_input"
+INFERENCE_TABLE = "inference_log"
+DRIFT_TABLE = "drift_metrics"

@@ -1,0 +1,66 @@
+"""The runtime adapter: the only package that knows where the code runs.
+
+``open_runtime`` returns a ``DatabricksRuntime`` on Databricks and a ``LocalRuntime`` (embedded
+Sail with Delta, or a JVM SparkSession) elsewhere; both implement ``Runtime`` (``base.py``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .base import LandedFile, PlatformError, Runtime, check_name, on_databricks
+from .databricks import DatabricksRuntime
+from .engines import ENGINES, start_jvm, start_sail, stop_engine
+from .local import LocalRuntime
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = [
+    "ENGINES", "DatabricksRuntime", "LandedFile", "LocalRuntime", "PlatformError", "Runtime", "check_name",
+    "on_databricks", "open_runtime", "start_jvm", "start_sail", "stop_engine",
+]
+
+
+def open_runtime(
+    target: str,
+    catalog: str,
+    schema: str,
+    platform: str,
+    local_dir: Path | None = None,
+    engine: str = "sail",
+    spark: SparkSession | None = None,
+) -> Runtime:
+    """Build the runtime for a target.  Pass ``spark`` to reuse a session (tests, notebooks)."""
+    check_name("catalog", catalog)
+    check_name("schema", schema)
+    if platform == "databricks":
+        if spark is None:
+            if not on_databricks():
+                raise PlatformError(
+                    f"target {target!r} runs on Databricks. Fix: run it as a bundle job "
+                    "(databricks bundle run), or use --target local on this machine"
+                )
+            from pyspark.sql import SparkSession
+
+            spark = SparkSession.builder.getOrCreate()
+        return DatabricksRuntime(target=target, catalog=catalog, schema=schema, spark=spark)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
+    local_dir = Path(local_dir or ".local").resolve()
+    local_dir.mkdir(parents=True, exist_ok=True)
+    server = None
+    owns_engine = spark is None
+    if spark is None:
+        if engine == "sail":
+            spark, server = start_sail()
+        else:
+            spark = start_jvm(Path(tempfile.mkdtemp(prefix="spark-", dir=local_dir)))
+    runtime = LocalRuntime(
+        target=target, catalog=catalog, schema=schema, spark=spark, local_dir=local_dir, engine=engine
+    )
+    runtime._server = server
+    runtime._owns_engine = owns_engine
+    return runtime

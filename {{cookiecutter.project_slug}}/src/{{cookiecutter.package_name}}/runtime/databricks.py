@@ -1,0 +1,110 @@
+"""The Databricks implementation: the ambient SparkSession, Unity Catalog tables
+``catalog.schema.table``, volumes, Auto Loader, Feature Engineering in Unity Catalog and MLflow
+with the ``databricks`` / ``databricks-uc`` URIs.  None of it can run off Databricks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from ..names import BATCH, CORRUPT, INGESTED_AT, LABEL, LANDING_VOLUME, RESCUED, SOURCE_FILE
+from .base import LandedFile, Runtime, check_name
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from ..contract import Contract
+
+
+@dataclass
+class DatabricksRuntime(Runtime):
+    platform: str = "databricks"
+
+    def sql_ref(self, name: str) -> str:
+        return self.table(name)
+
+    def ensure_schema(self) -> None:
+        self.spark.sql(f"DESCRIBE SCHEMA {self.catalog}.{self.schema}").collect()
+
+    def exists(self, name: str) -> bool:
+        return bool(self.spark.catalog.tableExists(self.table(name)))
+
+    def version(self, name: str) -> int | None:
+        if not self.exists(name):
+            return None
+        return int(self.spark.sql(f"DESCRIBE HISTORY {self.table(name)} LIMIT 1").first()["version"])
+
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        reader = self.spark.read
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.table(self.table(name))
+
+    def write(self, df: DataFrame, name: str, mode: str = "overwrite") -> None:
+        df.write.format("delta").mode(mode).option("overwriteSchema", mode == "overwrite").saveAsTable(
+            self.table(name)
+        )
+
+    def volume_path(self, volume: str, *parts: str) -> str:
+        return "/".join(["/Volumes", self.catalog, self.schema, check_name("volume", volume), *parts])
+
+    def mlflow_uris(self) -> tuple[str, str]:
+        return "databricks", "databricks-uc"
+
+    def write_feature_table(self, df: DataFrame, name: str, keys: list[str], timestamp: str,
+                            description: str) -> None:
+        from databricks.feature_engineering import FeatureEngineeringClient
+
+        client = FeatureEngineeringClient()
+        if self.exists(name):
+            client.write_table(name=self.table(name), df=df, mode="merge")
+        else:
+            client.create_table(name=self.table(name), primary_keys=[*keys, timestamp], timestamp_keys=[timestamp],
+                                df=df, description=description)
+
+    def training_set(self, labels: DataFrame, feature_table: str, keys: list[str], timestamp: str,
+                     lookback: timedelta | None) -> DataFrame:
+        from databricks.feature_engineering import FeatureEngineeringClient, FeatureLookup
+
+        lookup = FeatureLookup(table_name=self.table(feature_table), lookup_key=keys,
+                               timestamp_lookup_key=timestamp, lookback_window=lookback)
+        return FeatureEngineeringClient().create_training_set(
+            df=labels, feature_lookups=[lookup], label=LABEL).load_df()
+
+    def ingest_landing(self, contract: Contract, table: str, batch_id: int, seen: set[str]) -> list[LandedFile]:
+        """Auto Loader: the checkpoint in the landing volume makes ingestion exactly once."""
+        from pyspark.sql import functions as F
+
+        schema = ", ".join(f"`{c.source}` STRING" for c in contract.columns) + f", `{CORRUPT}` STRING"
+        stream = (
+            self.spark.readStream.format("cloudFiles")
+            .option("cloudFiles.format", contract.format)
+            .option("cloudFiles.schemaLocation", self.volume_path(LANDING_VOLUME, "schemas", table))
+            .option("cloudFiles.inferColumnTypes", "false")
+            .option("cloudFiles.schemaEvolutionMode", "rescue")
+            .option("rescuedDataColumn", RESCUED)
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .options(**contract.options)
+            .schema(schema)
+            .load(self.landing_path(contract.path))
+            .select(
+                *[F.col(f"`{c.source}`").alias(c.name) for c in contract.columns],
+                RESCUED,
+                CORRUPT,
+                F.col("_metadata.file_path").alias(SOURCE_FILE),
+                F.current_timestamp().alias(INGESTED_AT),
+                F.lit(batch_id).cast("bigint").alias(BATCH),
+            )
+        )
+        query = (
+            stream.writeStream.option("checkpointLocation", self.volume_path(LANDING_VOLUME, "checkpoints", table))
+            .trigger(availableNow=True)
+            .toTable(self.table(table))
+        )
+        query.awaitTermination()
+        counts = self.spark.sql(
+            f"SELECT {SOURCE_FILE} AS path, count(*) AS records FROM {self.table(table)} "
+            f"WHERE {BATCH} = {int(batch_id)} GROUP BY 1"
+        ).collect()
+        return [LandedFile(row["path"], int(row["records"])) for row in counts]

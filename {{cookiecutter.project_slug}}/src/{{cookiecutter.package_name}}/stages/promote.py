@@ -1,0 +1,44 @@
+"""The promote stage: the approval check and deployment of the UC deployment-job shape.
+
+The version trained in this run becomes ``@champion`` if it passed validation and is approved.
+A target with ``auto_approve`` (local only) approves it on the pipeline's behalf; elsewhere an
+unapproved version stops here with what to do.
+"""
+
+from __future__ import annotations
+
+from ..context import RunContext, StageOutput
+from ..ml.registry import RegistryError, alias_version, approve, mlflow_client, promote
+from ..names import PACKAGE
+from ..runtime import Runtime
+
+# This module's stages and their positions in `run all` (see pipeline.py).
+ORDER = {"promote": 90}
+
+
+def run(rt: Runtime, ctx: RunContext) -> StageOutput:
+    if (nothing := ctx.retraining_declined()) is not None:
+        return nothing
+    rt.configure_mlflow()
+    registry = mlflow_client()
+    name = ctx.model_name
+    mine = [v for v in registry.search_model_versions(f"name = '{name}'")
+            if v.tags.get("pipeline_run_id") == ctx.run_id]
+    if not mine:
+        return StageOutput(details={"skipped": f"no version of {name} was registered by run {ctx.run_id}"})
+    version = max(mine, key=lambda v: int(v.version))
+    champion = alias_version(registry, name, "champion")
+    status = version.tags.get("validation_status")
+    if status != "passed":
+        return StageOutput(details={"model": name, "version": str(version.version), "promoted": False,
+                                    "reason": f"validation_status is {status!r}; @champion stays "
+                                              f"{champion.version if champion else 'unset'}"})
+    if version.tags.get("approval") != "approved":
+        if not ctx.auto_approve:
+            raise RegistryError(
+                f"{name} version {version.version} passed validation and waits for approval. Fix: a reviewer sets "
+                f"the model-version tag approval=approved (python -m {PACKAGE} approve --version "
+                f"{version.version} --reason ...), then repair this run", {"model": name, "version": version.version})
+        approve(name, str(version.version), "pipeline", f"auto_approve on target {rt.target} (conf/targets.yml)")
+    result = promote(name, str(version.version), "pipeline", f"passed validation in run {ctx.run_id}")
+    return StageOutput(details={**result, "promoted": True})

@@ -1,0 +1,1 @@
+"""Tools that are not part of a pipeline run: the offline bundle check, sample data, benchmarks."""
