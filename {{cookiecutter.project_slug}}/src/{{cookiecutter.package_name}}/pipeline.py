@@ -40,7 +40,7 @@ def declared_order(path: Path) -> dict[str, int]:
             if isinstance(order, dict) and order and all(
                     isinstance(k, str) and isinstance(v, int) for k, v in order.items()):
                 return order
-    raise ValueError(f"{path}: a stage module declares its stages as ORDER = {{'<stage>': <position>}}")
+    raise ValueError(f"{path}: a stage module declares its stages as " + "ORDER = {'<stage>': <position>}")
 
 
 def discover_stages(folder: Path = STAGES_DIR) -> tuple[dict[str, str], dict[str, list[str]]]:

@@ -41,9 +41,6 @@ class FittedModel:
                 "problem_type": self.problem_type, "threshold": self.threshold}
 
 
-# --- pure parts ----------------------------------------------------------------------------------
-
-
 def feature_columns(frame: pd.DataFrame, keys: list[str], timestamp: str) -> list[str]:
     skip = {*keys, timestamp, LABEL}
     return [c for c in frame.columns if c not in skip and not c.startswith("_")]
