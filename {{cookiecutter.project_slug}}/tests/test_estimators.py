@@ -84,3 +84,27 @@ def test_the_second_estimator_trains_validates_and_scores_through_the_stages(sam
         assert {"model.txt", "meta.json"} <= set(files)
         assert json.loads(files["meta.json"].read_text())["estimator"] == SECOND
     shutil.rmtree(base, ignore_errors=True)
+
+
+def test_versions_registered_before_the_layers_still_load(tmp_path):
+    """Their pickles name ``<package>.model.<Library>Model`` or ``<package>.segments.SegmentedModel``,
+    and the single model's artifact was called ``booster``: a rollback to one must still work."""
+    import importlib
+
+    import mlflow
+
+    from {{ cookiecutter.package_name }}.ml.flavor import EstimatorModel, SegmentedModel
+
+    assert importlib.import_module("{{ cookiecutter.package_name }}.model").LightGBMModel is EstimatorModel
+    assert importlib.import_module("{{ cookiecutter.package_name }}.segments").SegmentedModel is SegmentedModel
+    config = replace(CONFIG, params=PARAMS["lightgbm"])
+    model = fit(frame(), ["customer"], "month", "classification", config)
+    old_meta = {k: v for k, v in model.meta.items() if k != "estimator"}
+    (tmp_path / "booster.txt").write_text(model.estimator.dumps())
+    (tmp_path / "meta.json").write_text(json.dumps(old_meta))
+    mlflow.pyfunc.save_model(tmp_path / "old", python_model=EstimatorModel(),
+                             artifacts={"booster": str(tmp_path / "booster.txt"), "meta": str(tmp_path / "meta.json")},
+                             pip_requirements=["mlflow"])
+    scoring = frame(rows=40, seed=8)
+    loaded = mlflow.pyfunc.load_model(str(tmp_path / "old")).predict(scoring)
+    assert np.allclose(loaded.to_numpy(dtype=float), predict_with(model.estimator, model.meta, scoring).to_numpy(dtype=float))

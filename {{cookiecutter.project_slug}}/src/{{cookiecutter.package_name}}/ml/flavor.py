@@ -43,7 +43,9 @@ class EstimatorModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         with open(context.artifacts["meta"], encoding="utf-8") as handle:
             self.meta = json.load(handle)
-        with open(context.artifacts["model"], encoding="utf-8") as handle:
+        # Versions registered before the estimator seam name the artifact "booster" (LightGBM text).
+        model = context.artifacts.get("model") or context.artifacts["booster"]
+        with open(model, encoding="utf-8") as handle:
             self.estimator = load_estimator(handle.read(), self.meta)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
