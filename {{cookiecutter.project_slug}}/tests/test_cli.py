@@ -83,3 +83,19 @@ def test_stages_lists_run_order():
 def test_works_from_a_subfolder_of_the_project():
     result = cli("bundle-check", "--target", "dev", cwd=PROJECT / "notebooks")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_empty_landing_folder_for_your_own_source_names_the_folder_and_the_contract(tmp_path, make_root):
+    import yaml
+
+    root = make_root(tmp_path / "project")
+    contracts = root / "conf" / "contracts"
+    own = yaml.safe_load(next(contracts.glob("*.yml")).read_text())
+    own.update(name="my_orders", path="raw/my_orders")
+    (contracts / "my_orders.yml").write_text(yaml.safe_dump(own))
+    settings = yaml.safe_load((root / "conf" / "project.yml").read_text())
+    (root / "conf" / "project.yml").write_text(yaml.safe_dump({**settings, "source": "my_orders"}))
+    result = cli("run", "all", "--target", "local", cwd=root)
+    assert result.returncode == 2, result.stderr
+    assert "no landing files for source 'my_orders' in" in result.stderr
+    assert "raw/my_orders" in result.stderr and "my_orders.yml" in result.stderr and "Fix:" in result.stderr

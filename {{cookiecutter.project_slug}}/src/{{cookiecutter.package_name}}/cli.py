@@ -136,8 +136,13 @@ def _sample_data_if_missing(root: Path, rt: LocalRuntime, log: Callable[[str], N
     folder = Path(rt.landing_path(contract.path))
     if folder.is_dir() and list_landing_files(folder):
         return
+    sample_data = _tool("sample_data")
+    if contract.name not in sample_data.SOURCES:
+        raise ConfigError(f"no landing files for source {contract.name!r} in {folder} (path: {contract.path} in "
+                          f"{contract.source_file}). Fix: put its {contract.format} files there, or correct path "
+                          "in the contract")
     log(f"no landing files in {folder}: writing sample data first (python -m {__package__} sample-data)")
-    report = _tool("sample_data").generate(contract.name, folder)
+    report = sample_data.generate(contract.name, folder)
     log(f"  sample data: {report.records} records in {len(report.files)} files")
 
 

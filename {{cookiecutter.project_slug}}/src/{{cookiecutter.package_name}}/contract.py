@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +282,11 @@ def load_contract(path: Path, root: Path) -> Contract:
         raise _fail(path, "gold.table", f"{gold.table!r} must be lowercase letters, digits and _")
 
     options = {str(k): str(v) for k, v in (raw.get("options") or {}).items()}
+    # The reader's dateFormat / timestampFormat are the default format of date / timestamp columns:
+    # bronze keeps text on every platform, and silver parses it.
+    defaults = {"date": options.get("dateFormat"), "timestamp": options.get("timestampFormat")}
+    columns = tuple(replace(c, format=defaults[c.type]) if c.type in defaults and not c.format and defaults[c.type]
+                    else c for c in columns)
     return Contract(
         name=name, format=raw["format"], path=str(raw["path"]), primary_key=keys, event_time=event_time,
         columns=columns, gold=gold, label=label, options=options, quarantine_threshold=threshold,

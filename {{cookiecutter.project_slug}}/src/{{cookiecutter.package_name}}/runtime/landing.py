@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType
 
+from ..config import ConfigError
 from ..contract import Contract
 from ..names import CORRUPT, RESCUED, SOURCE_FILE
 
@@ -73,32 +74,109 @@ def list_landing_files(folder: Path) -> list[Path]:
     )
 
 
+# Auto Loader's reader options that the local readers honour, per format (Spark's CSV and JSON
+# option names).  Any other option is an error naming it: nothing is silently ignored.
+LOCAL_OPTIONS = {
+    "csv": {"header", "sep", "delimiter", "quote", "escape", "nullValue", "emptyValue", "encoding", "charset",
+            "multiLine", "comment", "dateFormat", "timestampFormat"},
+    "json": {"dateFormat", "timestampFormat"},
+    "parquet": set(),
+}
+
+
+def check_local_options(contract: Contract) -> None:
+    """Refuse options the local reader cannot honour, naming each (Auto Loader takes them as they are)."""
+    unsupported = sorted(set(contract.options) - LOCAL_OPTIONS[contract.format])
+    if unsupported:
+        raise ConfigError(
+            f"{contract.source_file}: options {unsupported} cannot be honoured by the local {contract.format} reader "
+            f"(it honours {sorted(LOCAL_OPTIONS[contract.format]) or 'none'}). Fix: remove them, or run this "
+            "source on Databricks only")
+
+
+def _flag(contract: Contract, name: str, default: bool) -> bool:
+    value = str(contract.options.get(name, str(default))).strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"{contract.source_file}: options.{name} is {value!r}. Fix: use true or false")
+    return value == "true"
+
+
+def _single_char(contract: Contract, names: tuple[str, ...], default: str) -> str:
+    for name in names:
+        if name in contract.options:
+            value = contract.options[name]
+            if len(value) != 1:
+                raise ConfigError(f"{contract.source_file}: options.{name} is {value!r}. Fix: use one character")
+            return value
+    return default
+
+
 def _read_csv(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
+    """pyarrow's CSV reader with Spark's option semantics: quoted headers and fields, CRLF, a UTF-8
+    BOM, other encodings, ``nullValue`` (default: empty fields are null), ``emptyValue`` for quoted
+    empty strings, ``multiLine`` quoted fields, ``comment`` lines.  Rows with too many or too few
+    fields go to ``_corrupt_record``; a column with an empty header is named ``_c<index>``, as Spark
+    names it (R's row-name column)."""
+    import io
+
+    import pandas as pd
     import pyarrow as pa
     from pyarrow import csv
 
-    delimiter = contract.options.get("delimiter", ",")
-    header = contract.options.get("header", "true").lower() == "true"
-    with path.open(encoding="utf-8") as handle:
-        first = handle.readline().rstrip("\r\n")
-    names = first.split(delimiter) if header else [c.source for c in contract.columns]
+    check_local_options(contract)
+    header = _flag(contract, "header", False)
+    multiline = _flag(contract, "multiLine", False)
+    delimiter = _single_char(contract, ("sep", "delimiter"), ",")
+    quote = _single_char(contract, ("quote",), '"')
+    escape = contract.options.get("escape")
+    encoding = contract.options.get("encoding") or contract.options.get("charset") or "utf8"
+    source: Path | io.BytesIO = path
+    comment = contract.options.get("comment")
+    if comment:
+        if multiline:
+            raise ConfigError(f"{contract.source_file}: options.comment with multiLine cannot be honoured by the "
+                              "local reader (a comment character may open a line inside a quoted field). Fix: "
+                              "drop one of them")
+        text = path.read_bytes().decode(encoding)
+        kept = [line for line in text.splitlines(keepends=True) if not line.startswith(comment)]
+        source, encoding = io.BytesIO("".join(kept).encode("utf8")), "utf8"
+    def parse(handler: object = None) -> csv.ParseOptions:
+        return csv.ParseOptions(delimiter=delimiter, quote_char=quote, escape_char=escape or False,
+                                double_quote=True, newlines_in_values=multiline, invalid_row_handler=handler)
+
+    def rewind() -> Path | io.BytesIO:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        return source
+
+    if header:
+        # The header row, parsed by the same reader (quoted names, BOM), read as text.
+        with csv.open_csv(rewind(), read_options=csv.ReadOptions(encoding=encoding, block_size=1 << 20),
+                          parse_options=parse(lambda _row: "skip")) as first:
+            found = first.schema.names
+        names = [name if name.strip() else f"_c{i}" for i, name in enumerate(found)]
+    else:
+        names = [c.source for c in contract.columns]
     bad_lines: list[str] = []
 
     def keep_bad_line(row: csv.InvalidRow) -> str:
         bad_lines.append(row.text)
         return "skip"
 
+    null_value = contract.options.get("nullValue", "")
     table = csv.read_csv(
-        path,
-        read_options=csv.ReadOptions(column_names=None if header else names),
-        parse_options=csv.ParseOptions(delimiter=delimiter, invalid_row_handler=keep_bad_line),
-        convert_options=csv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False),
+        rewind(),
+        read_options=csv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1 if header else 0),
+        parse_options=parse(keep_bad_line),
+        convert_options=csv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                           null_values=sorted({null_value, ""}),
+                                           strings_can_be_null=True, quoted_strings_can_be_null=False),
     )
     frame = table.to_pandas()
+    if "emptyValue" in contract.options:
+        frame = frame.replace("", contract.options["emptyValue"])
     frame[CORRUPT] = None
     if bad_lines:
-        import pandas as pd
-
         frame = pd.concat([frame, pd.DataFrame({CORRUPT: bad_lines})], ignore_index=True)
     frame = frame.astype(object).where(frame.notna(), None)
     schema = ", ".join(f"`{c}` string" for c in frame.columns)
@@ -107,6 +185,7 @@ def _read_csv(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
 
 
 def read_landing_file(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
+    check_local_options(contract)
     if contract.format == "json":
         lines = spark.read.text(str(path)).withColumn(SOURCE_FILE, F.lit(str(path)))
         return parse_json_lines(lines, contract)

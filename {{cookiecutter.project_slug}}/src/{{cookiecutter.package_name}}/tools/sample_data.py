@@ -200,6 +200,10 @@ def sample_frame(source: str, rows: int, drift: bool = False, seed: int = 7) -> 
     return builders[source](rng, rows, drift).drop(columns=["_file"])
 
 
+# The sources the generator can write (their contracts ship with the template).
+SOURCES = ("churn_events", "sales_events")
+
+
 def generate(source: str, out: Path, rows: int = 100_000, drift: bool = False, seed: int = 7) -> SampleReport:
     """Write the landing files of ``source`` into ``out`` and report what was injected."""
     if rows < 100:
