@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.config import TrainingConfig
-from {{ cookiecutter.package_name }}.ml.fitting import TrainingDataError, fit, time_split
+from {{ cookiecutter.package_name }}.ml.fitting import TrainingDataError, fit, holdout_rows, time_split
 
 CONFIG = TrainingConfig(seed=3, validation_fraction=0.25, min_rows=50, num_boost_round=60,
                         early_stopping_rounds=10, params={"num_leaves": 7, "min_data_in_leaf": 5})
@@ -59,7 +61,37 @@ def test_classification_returns_probabilities_and_handles_unseen_categories():
 ])
 def test_bad_training_data_fails_fast_with_the_fix(change, message):
     with pytest.raises(TrainingDataError, match=message):
-        fit(change(frame()), ["customer"], "month", "classification", CONFIG)
+        fit(change(frame()), ["customer"], "month", "classification", replace(CONFIG, holdout="time"))
+
+
+def snapshot(rows: int = 600) -> pd.DataFrame:
+    """One row per customer and a single period, as an exported table is."""
+    return frame(rows=rows).assign(month=pd.Timestamp("2024-06-01"))
+
+
+@pytest.mark.parametrize(("data", "holdout", "chosen"), [
+    (frame, "auto", "time"),
+    (snapshot, "auto", "random"),
+    (lambda: pd.concat([snapshot(300), snapshot(300).assign(spend=lambda f: f["spend"] + 1)]), "auto", "group"),
+    (frame, "random", "random"),
+    (frame, "group", "group"),
+])
+def test_holdout_strategies_and_the_automatic_choice(data, holdout, chosen):
+    rows = data()
+    model = fit(rows, ["customer"], "month", "classification", replace(CONFIG, holdout=holdout))
+    assert model.split["holdout"] == chosen and model.split["holdout_reason"]
+    train_rows, valid_rows = model.split["train_rows"], model.split["valid_rows"]
+    assert train_rows + valid_rows == len(rows) and abs(valid_rows / len(rows) - CONFIG.validation_fraction) < 0.06
+    holdout_frame = holdout_rows(rows, ["customer"], "month", "classification", replace(CONFIG, holdout=holdout))
+    assert holdout_frame[["customer", "spend"]].sort_values(["customer", "spend"]).reset_index(drop=True).equals(
+        model.valid_frame[["customer", "spend"]].sort_values(["customer", "spend"]).reset_index(drop=True)), \
+        "the validation gate re-scores exactly the holdout the model was evaluated on"
+    if chosen == "group":
+        trained = set(rows["customer"]) - set(model.valid_frame["customer"])
+        assert trained.isdisjoint(model.valid_frame["customer"]), "an entity is never on both sides"
+    if chosen == "random":
+        share = model.valid_frame["label"].mean()
+        assert abs(share - rows["label"].mean()) < 0.02, "stratified by the label"
 
 
 def test_missing_feature_columns_are_named():
@@ -68,8 +100,6 @@ def test_missing_feature_columns_are_named():
 
 
 def test_tuning_runs_its_trial_budget_and_returns_the_best_parameters():
-    from dataclasses import replace
-
     from {{ cookiecutter.package_name }}.ml.fitting import tune
 
     seen = []

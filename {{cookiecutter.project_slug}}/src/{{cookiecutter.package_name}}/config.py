@@ -179,6 +179,8 @@ class TrainingConfig:
     estimator: str = ""
     seed: int = 42
     validation_fraction: float = 0.2
+    # How the holdout is chosen: auto, time, random (stratified for classification) or group (by entity).
+    holdout: str = "auto"
     min_rows: int = 200
     num_boost_round: int = 500
     early_stopping_rounds: int = 30
@@ -202,6 +204,7 @@ class ProjectConfig:
 
 
 PROBLEM_TYPES = ("classification", "regression")
+HOLDOUTS = ("auto", "time", "random", "group")
 
 
 def load_project(root: Path) -> ProjectConfig:
@@ -220,6 +223,8 @@ def load_project(root: Path) -> ProjectConfig:
     training = TrainingConfig(**training_raw)
     if not 0 < training.validation_fraction < 1:
         raise ConfigError(f"{path}: training.validation_fraction must be between 0 and 1")
+    if training.holdout not in HOLDOUTS:
+        raise ConfigError(f"{path}: training.holdout is {training.holdout!r}. Fix: use one of {', '.join(HOLDOUTS)}")
     feature_store = raw.get("feature_store", True)
     if isinstance(feature_store, str):
         feature_store = feature_store.lower() in ("yes", "true", "1")

@@ -76,10 +76,57 @@ def time_split(frame: pd.DataFrame, timestamp: str, fraction: float) -> tuple[pd
     times = np.sort(frame[timestamp].dropna().unique())
     if len(times) < 2:
         raise TrainingDataError(f"a time-based split needs at least two distinct values of {timestamp!r}; "
-                                f"found {len(times)}. Fix: ingest more periods")
+                                f"found {len(times)}. Fix: ingest more periods, or set training.holdout to auto, "
+                                "random or group in conf/project.yml")
     n_valid = min(max(1, round(len(times) * fraction)), len(times) - 1)
     cutoff = times[-n_valid]
     return frame[frame[timestamp] < cutoff], frame[frame[timestamp] >= cutoff]
+
+
+def random_split(frame: pd.DataFrame, problem_type: str, fraction: float,
+                 seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded random holdout of ``fraction`` of the rows, stratified by the label for classification."""
+    from sklearn.model_selection import train_test_split
+
+    stratify = frame[LABEL] if problem_type == "classification" and frame[LABEL].value_counts().min() >= 2 else None
+    train, valid = train_test_split(frame, test_size=fraction, random_state=seed, stratify=stratify)
+    return train.sort_index(), valid.sort_index()
+
+
+def group_split(frame: pd.DataFrame, keys: list[str], fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out the entities whose key hash falls in the last ``fraction``: every row of an entity
+    is on one side, and an entity keeps its side as data grows."""
+    buckets = pd.util.hash_pandas_object(frame[keys].astype("string"), index=False).to_numpy() % 10_000
+    held = buckets >= round((1 - fraction) * 10_000)
+    if held.all() or not held.any():
+        raise TrainingDataError(f"a group holdout by {keys} needs more entities (found "
+                                f"{frame[keys].drop_duplicates().shape[0]}). Fix: ingest more entities, or set "
+                                "training.holdout to random")
+    return frame[~held], frame[held]
+
+
+def split(frame: pd.DataFrame, keys: list[str], timestamp: str, problem_type: str,
+          config: TrainingConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Training and holdout rows by ``training.holdout``, and what was chosen and why.  ``auto`` takes
+    the time split when there are at least two periods, else a group split when entities repeat,
+    else a stratified random split (a snapshot table: one row per entity, one period)."""
+    strategy, reason = config.holdout, "set in conf/project.yml (training.holdout)"
+    if strategy == "auto":
+        periods = frame[timestamp].nunique()
+        repeated = frame.duplicated(keys).any()
+        if periods >= 2:
+            strategy, reason = "time", f"{periods} distinct {timestamp} values"
+        elif repeated:
+            strategy, reason = "group", f"one {timestamp} value and entities with several rows"
+        else:
+            strategy, reason = "random", f"one {timestamp} value and one row per entity (a snapshot)"
+    if strategy == "time":
+        train, valid = time_split(frame, timestamp, config.validation_fraction)
+    elif strategy == "group":
+        train, valid = group_split(frame, keys, config.validation_fraction)
+    else:
+        train, valid = random_split(frame, problem_type, config.validation_fraction, config.seed)
+    return train, valid, {"holdout": strategy, "holdout_reason": reason}
 
 
 def categories_of(train: pd.DataFrame, features: list[str]) -> dict[str, list[str]]:
@@ -94,10 +141,10 @@ def categories_of(train: pd.DataFrame, features: list[str]) -> dict[str, list[st
 def fit(frame: pd.DataFrame, keys: list[str], timestamp: str, problem_type: str, config: TrainingConfig,
         expected_features: list[str] | None = None) -> FittedModel:
     """Check, split by time, fit with early stopping on the validation period, evaluate."""
-    ordered = frame.sort_values([timestamp, *keys], kind="mergesort").reset_index(drop=True)
+    ordered = ordered_rows(frame, keys, timestamp)
     features = feature_columns(ordered, keys, timestamp)
     labelled = check_training_data(ordered, problem_type, features, config.min_rows, expected_features)
-    train, valid = time_split(labelled, timestamp, config.validation_fraction)
+    train, valid, chosen = split(labelled, keys, timestamp, problem_type, config)
     if problem_type == "classification" and min(train[LABEL].nunique(), valid[LABEL].nunique()) < 2:
         raise TrainingDataError("the training or the validation period has a single class. Fix: change "
                                 "training.validation_fraction or ingest more history")
@@ -111,9 +158,30 @@ def fit(frame: pd.DataFrame, keys: list[str], timestamp: str, problem_type: str,
     output = predictions(estimator.predict(x_valid), problem_type, threshold)
     metrics = evaluate(problem_type, valid[LABEL].to_numpy(dtype=float), output)
     metrics["best_iteration"] = float(estimator.iterations)
-    split = {"train_rows": len(train), "valid_rows": len(valid), "train_until": str(train[timestamp].max()),
-             "valid_from": str(valid[timestamp].min()), "valid_until": str(valid[timestamp].max())}
-    return FittedModel(estimator, features, categories, problem_type, metrics, valid, output, split, threshold)
+    summary = {**chosen, "train_rows": len(train), "valid_rows": len(valid),
+               "train_until": str(train[timestamp].max()), "valid_from": str(valid[timestamp].min()),
+               "valid_until": str(valid[timestamp].max())}
+    return FittedModel(estimator, features, categories, problem_type, metrics, valid, output, summary, threshold)
+
+
+def holdout_rows(frame: pd.DataFrame, keys: list[str], timestamp: str, problem_type: str,
+                 config: TrainingConfig) -> pd.DataFrame:
+    """The holdout ``fit`` uses for the same frame and settings (the validation gate re-scores it);
+    with ``training.segment_by``, each segment's own holdout, as each segment was fitted."""
+    if config.segment_by:
+        parts = []
+        for _, group in frame.groupby(list(config.segment_by), dropna=False):
+            try:
+                parts.append(holdout_rows(group, keys, timestamp, problem_type, replace(config, segment_by=[])))
+            except TrainingDataError:
+                continue  # a segment too small to train has no model and no holdout
+        return pd.concat(parts) if parts else frame.head(0)
+    return split(ordered_rows(frame, keys, timestamp), keys, timestamp, problem_type, config)[1]
+
+
+def ordered_rows(frame: pd.DataFrame, keys: list[str], timestamp: str) -> pd.DataFrame:
+    """Rows in a fixed order (time, then keys), so that the same data always splits the same way."""
+    return frame.sort_values([timestamp, *keys], kind="mergesort").reset_index(drop=True)
 
 
 def tune(frame: pd.DataFrame, keys: list[str], timestamp: str, problem_type: str, config: TrainingConfig,

@@ -90,7 +90,7 @@ def model_card(project: ProjectConfig, contract: Contract, model: FittedModel, s
         *[f"- `{s['table']}` Delta version {s['version']}" for s in sources],
         f"- {model.split['train_rows']} training rows up to {model.split['train_until']}; "
         f"{model.split['valid_rows']} validation rows from {model.split['valid_from']} to "
-        f"{model.split['valid_until']} (time-based split, no overlap)",
+        f"{model.split['valid_until']} ({model.split['holdout']} holdout: {model.split['holdout_reason']})",
         f"- features: {', '.join(model.features)}",
         f"- categorical: {', '.join(model.categories) or 'none'} (categories fixed at training; unseen values "
         "score as missing)",

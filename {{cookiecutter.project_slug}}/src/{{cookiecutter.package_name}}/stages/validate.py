@@ -14,6 +14,7 @@ from typing import Any
 
 from ..context import RunContext, StageOutput
 from ..data.inputs import training_inputs
+from ..ml.fitting import holdout_rows
 from ..ml.metrics import HIGHER_IS_BETTER, MAIN_METRIC, champion_check, evaluate, threshold_checks
 from ..ml.registry import RegistryError, alias_version, candidate_version, mlflow_client, set_alias
 from ..names import LABEL
@@ -23,11 +24,11 @@ from ..runtime import Runtime
 ORDER = {"validate": 80}
 
 
-def holdout_of(rt: Runtime, ctx: RunContext, run: Any) -> Any:
-    """The candidate's validation period, rebuilt by the training path."""
+def holdout_of(rt: Runtime, ctx: RunContext) -> Any:
+    """The candidate's holdout, rebuilt by the training path and the same split."""
     inputs = training_inputs(rt, ctx.project, ctx.contract)
-    pdf = inputs.frame.toPandas()
-    return pdf[pdf[inputs.timestamp].astype(str) >= run.data.params["valid_from"]]
+    return holdout_rows(inputs.frame.toPandas(), inputs.keys, inputs.timestamp, ctx.project.problem_type,
+                        ctx.project.training)
 
 
 def run(rt: Runtime, ctx: RunContext) -> StageOutput:
@@ -49,7 +50,7 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     checks = threshold_checks(metrics, settings["thresholds"])
     champion = alias_version(client, name, "champion")
     if champion is not None and str(champion.version) != str(version.version):
-        holdout = holdout_of(rt, ctx, run)
+        holdout = holdout_of(rt, ctx)
         main = MAIN_METRIC[project.problem_type]
         truth = holdout[LABEL].to_numpy(dtype=float)
         scores = {}
