@@ -109,3 +109,11 @@ def test_an_option_the_local_reader_cannot_honour_is_named(sail_spark, tmp_path)
         read_landing_file(sail_spark, path, contract)
     with pytest.raises(ConfigError, match=r"options.header is 'yes'. Fix: use true or false"):
         read_landing_file(sail_spark, path, contract_for(tmp_path, {"header": "yes"}))
+
+
+def test_a_file_with_none_of_the_contracts_columns_says_which_it_has(sail_spark, tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("order_no,amount\nO-1,3\n")
+    with pytest.raises(ConfigError, match=r"none of the contract's columns \['customer id', .*\] is in .*other.csv, "
+                                          r"whose columns are \['order_no', 'amount'\]"):
+        read_landing_file(sail_spark, path, contract_for(tmp_path, {"header": "true"}))

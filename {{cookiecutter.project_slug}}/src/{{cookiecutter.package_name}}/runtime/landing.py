@@ -181,7 +181,19 @@ def _read_csv(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
     frame = frame.astype(object).where(frame.notna(), None)
     schema = ", ".join(f"`{c}` string" for c in frame.columns)
     df = spark.createDataFrame([], schema) if frame.empty else spark.createDataFrame(frame, schema)
+    check_columns_found(names, path, contract)
     return conform_table(df.withColumn(SOURCE_FILE, F.lit(str(path))), contract)
+
+
+def check_columns_found(found: list[str], path: Path, contract: Contract) -> None:
+    """A file that has none of the contract's columns is the wrong file or the wrong contract: say
+    which columns the file has instead of quarantining every row."""
+    sources = [c.source for c in contract.columns]
+    data_columns = [c for c in found if c not in (SOURCE_FILE, CORRUPT)]
+    if data_columns and not set(sources) & set(data_columns):
+        raise ConfigError(f"{contract.source_file}: none of the contract's columns {sources} is in {path}, whose "
+                          f"columns are {data_columns}. Fix: set each column's source to the file's name for it, "
+                          "or point path at this source's files")
 
 
 def read_landing_file(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
@@ -191,4 +203,6 @@ def read_landing_file(spark: SparkSession, path: Path, contract: Contract) -> Da
         return parse_json_lines(lines, contract)
     if contract.format == "csv":
         return _read_csv(spark, path, contract)
-    return conform_table(spark.read.parquet(str(path)).withColumn(SOURCE_FILE, F.lit(str(path))), contract)
+    table = spark.read.parquet(str(path))
+    check_columns_found(table.columns, path, contract)
+    return conform_table(table.withColumn(SOURCE_FILE, F.lit(str(path))), contract)
