@@ -12,7 +12,6 @@ from typing import Any
 
 import yaml
 
-PLATFORMS = ("local", "databricks")
 BUNDLE_FILE = "databricks.yml"
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\-]+)\}")
 PROJECT_DIR_VARIABLE = f"{str(__package__).upper()}_PROJECT_DIR"
