@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..config import ProjectConfig
 from ..contract import Contract
-from ..names import LABEL
+from ..names import LABEL, SCORE_COLUMNS
 from .estimators import estimator_class
 from .fitting import TrainingDataError, fit, tune
 from .flavor import EstimatorModel, SegmentedModel
@@ -114,7 +114,7 @@ def segmented_model(frame: Any, keys: list[str], timestamp: str, project: Projec
         *[f"- {k}: {v:.4f}" for k, v in metrics.items()], "",
         "## Limitations", "- Segments unseen in training, or skipped, get no prediction.",
         f"- Code version: {commit}"]) + "\n"
-    outputs = ["prediction", "probability"] if project.problem_type == "classification" else ["prediction"]
+    outputs = SCORE_COLUMNS[project.problem_type]
     return Candidate(
         python_model=SegmentedModel(), artifacts={"segments": path}, metrics=metrics,
         params={"estimator": estimator, "segment_by": ",".join(segment_by), "seed": config.seed,

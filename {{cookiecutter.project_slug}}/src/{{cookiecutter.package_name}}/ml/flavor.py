@@ -16,6 +16,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from ..names import SCORE_COLUMNS
 from .estimators import Estimator, estimator_class
 from .scoring import predictions, prepare_features
 
@@ -66,7 +67,7 @@ class SegmentedModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         frame = model_input.reset_index(drop=True)
         keys = segment_key(frame, self.segment_by)
-        columns = ["prediction", "probability"] if self.problem_type == "classification" else ["prediction"]
+        columns = SCORE_COLUMNS[self.problem_type]
         out = pd.DataFrame(np.nan, index=frame.index, columns=columns)
         for key, rows in frame.groupby(keys, sort=False):
             if key not in self.models:
