@@ -18,7 +18,9 @@ import pytest
 import yaml
 from render import render
 
-SEASONAL = {"temperature_c", "temperature_c_avg_3", "temperature_c_delta_1", "prediction", "none"}
+# The drifted week is a November week: its temperature, its demand history (the label's lags and means) and
+# the predicted demand differ from the whole training year.
+SEASONAL = {"temperature_c", "label_lag_1", "label_lag_52", "label_mean_4", "label_mean_13", "prediction", "none"}
 CASES: dict[str, tuple[dict[str, str], list[str] | None]] = {
     "default": ({}, None),
     "regression-many-models": ({"problem_type": "regression"}, ["category"]),

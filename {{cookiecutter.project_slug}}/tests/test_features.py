@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.contract import Features
 from {{ cookiecutter.package_name }}.data.features import FeatureSpec, feature_frame
 from {{ cookiecutter.package_name }}.runtime.lookup import point_in_time_join
 
@@ -76,14 +78,84 @@ def test_every_label_row_is_kept_once(jvm_spark, frames):
     assert len(_run(jvm_spark, labels, doubled)) == len(labels)
 
 
-def test_feature_frame_adds_rolling_mean_and_change(jvm_spark):
-    gold = jvm_spark.createDataFrame(
-        [("c1", D(2024, m, 1), float(m), m % 2, 1) for m in range(1, 5)] + [("c2", D(2024, 1, 1), 10.0, 0, 1)],
-        "customer string, month timestamp, spend double, label int, _batch_id bigint")
-    spec = FeatureSpec("features_x", ("customer",), "month", None)
-    rows = feature_frame(gold, spec).orderBy("customer", "month").toPandas()
-    assert "label" not in rows and "_batch_id" not in rows
-    c1 = rows[rows.customer == "c1"]
-    assert c1["spend_avg_3"].tolist() == [1.0, 1.5, 2.0, 3.0]
-    assert c1["spend_delta_1"].tolist()[1:] == [1.0, 1.0, 1.0] and pd.isna(c1["spend_delta_1"].iloc[0])
-    assert rows[rows.customer == "c2"]["spend_avg_3"].tolist() == [10.0]
+SPEC = FeatureSpec("features_x", ("store", "item"), "ts", None,
+                   Features(lags={"label": (1, 3), "price": (2,)}, windows={"label": (2, 4), "price": (3,)},
+                            changes=("price",), calendar=("day_of_week", "month")))
+
+
+@pytest.fixture(scope="module")
+def panel() -> pd.DataFrame:
+    """A seeded panel of weekly rows for four series with gaps, labels and prices."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for store, item in [("s1", "a"), ("s1", "b"), ("s2", "a"), ("s3", "c")]:
+        weeks = sorted(rng.choice(40, size=int(rng.integers(8, 30)), replace=False))
+        rows += [(store, item, D(2024, 1, 1) + dt.timedelta(weeks=int(w)), float(rng.poisson(20)),
+                  round(float(rng.uniform(1, 5)), 2), 7) for w in weeks]
+    return pd.DataFrame(rows, columns=["store", "item", "ts", "label", "price", "_batch_id"])
+
+
+def feature_oracle(gold: pd.DataFrame) -> pd.DataFrame:
+    """The features of SPEC computed by pandas: shift and rolling over the earlier rows of each series."""
+    df = gold.sort_values(["store", "item", "ts"]).reset_index(drop=True)
+    by = df.groupby(["store", "item"])
+    out = df[["store", "item", "ts", "price"]].copy()
+    out["label_lag_1"], out["label_lag_3"] = by.label.shift(1), by.label.shift(3)
+    out["price_lag_2"] = by.price.shift(2)
+    for name, n in (("label", 2), ("label", 4), ("price", 3)):
+        out[f"{name}_mean_{n}"] = by[name].transform(lambda s, n=n: s.shift(1).rolling(n, min_periods=1).mean())
+    out["price_change_1"] = df.price - by.price.shift(1)
+    out["calendar_day_of_week"] = df.ts.dt.dayofweek.map(lambda d: (d + 1) % 7 + 1)  # Spark: Sunday = 1
+    out["calendar_month"] = df.ts.dt.month
+    return out
+
+
+def _features(spark, gold: pd.DataFrame) -> pd.DataFrame:
+    frame = feature_frame(spark.createDataFrame(gold), SPEC).toPandas()
+    return frame.sort_values(["store", "item", "ts"]).reset_index(drop=True)
+
+
+def test_lag_window_change_and_calendar_features_match_pandas(jvm_spark, panel):
+    actual = _features(jvm_spark, panel)
+    expected = feature_oracle(panel)
+    assert "label" not in actual and "_batch_id" not in actual
+    assert list(actual.columns) == list(expected.columns), "only the features asked for, nothing else"
+    pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
+
+
+def test_no_feature_sees_its_own_label_or_a_later_value(jvm_spark, panel):
+    """Change a row's label and every later row: the features of that row and all earlier rows
+    must not move (only strictly earlier rows feed them)."""
+    base = _features(jvm_spark, panel)
+    cut = panel.ts.sort_values().iloc[len(panel) // 2]
+    changed = panel.copy()
+    later = changed.ts >= cut
+    changed.loc[later, "label"] += 1000.0
+    changed.loc[changed.ts > cut, "price"] += 1000.0  # later prices too; the row's own price is a covariate
+    after = _features(jvm_spark, changed)
+    upto = base.ts <= cut
+    label_features = [c for c in base.columns if c.startswith("label_")]
+    pd.testing.assert_frame_equal(after.loc[upto, label_features], base.loc[upto, label_features])
+    price_features = [c for c in base.columns if c.startswith("price_")]
+    pd.testing.assert_frame_equal(after.loc[upto, price_features], base.loc[upto, price_features])
+    assert (after.loc[~upto, "label_lag_1"] != base.loc[~upto, "label_lag_1"]).any(), "the change is visible later"
+
+
+def test_point_in_time_training_rows_see_only_earlier_labels(jvm_spark, panel):
+    """Labels joined to the feature table (the training and scoring path): each row's label
+    lags equal the series' strictly earlier labels, never its own."""
+    features = feature_frame(jvm_spark.createDataFrame(panel), SPEC)
+    labels = jvm_spark.createDataFrame(panel[["store", "item", "ts", "label"]])
+    joined = point_in_time_join(labels, features, ["store", "item"], "ts", "ts", None).toPandas()
+    joined = joined.sort_values(["store", "item", "ts"]).reset_index(drop=True)
+    expected = feature_oracle(panel)
+    pd.testing.assert_series_equal(joined["label_lag_1"], expected["label_lag_1"], check_dtype=False)
+    pd.testing.assert_series_equal(joined["label_mean_4"], expected["label_mean_4"], check_dtype=False)
+    own = joined.dropna(subset=["label_lag_1"])
+    previous = panel.sort_values(["store", "item", "ts"]).groupby(["store", "item"]).label.shift(1).dropna()
+    assert len(own) == len(previous) and (own.label_lag_1.to_numpy() == previous.to_numpy()).all()
+
+
+def test_nothing_is_generated_for_a_column_that_did_not_ask(jvm_spark, panel):
+    plain = FeatureSpec("features_x", ("store", "item"), "ts", None)
+    assert feature_frame(jvm_spark.createDataFrame(panel), plain).columns == ["store", "item", "ts", "price"]

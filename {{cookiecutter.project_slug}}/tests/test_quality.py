@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.contract import load_contract
-from {{ cookiecutter.package_name }}.data.quality import (
-    FAILED,
-    STATUS,
-    gold_rows,
-    quarantine_rows,
-    silver_rows,
-    typed_with_failures,
-)
+from {{ cookiecutter.package_name }}.data.gold import gold_rows
+from {{ cookiecutter.package_name }}.data.quality import FAILED, STATUS, quarantine_rows, silver_rows, typed_with_failures
 from {{ cookiecutter.package_name }}.runtime.landing import conform_table, parse_json_lines
 
 pytestmark = pytest.mark.jvm

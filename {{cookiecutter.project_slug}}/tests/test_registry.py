@@ -94,3 +94,42 @@ def test_the_gate_fails_closed_on_a_worse_model_and_dry_run_only_records(lake, t
     recorded = train_and_validate(rt, dry_root)
     assert recorded.ok and recorded.stages[-1].details["status"] == "failed"
     assert str(registry.alias_version(client, name, "challenger").version) != recorded.stages[0].details["version"]
+
+
+def test_the_gate_needs_a_margin_over_the_naive_baselines_on_the_same_holdout(lake, tmp_path):
+    """A model name without a @champion: the naive baselines alone decide.  The real model passes;
+    a constant model (no split possible) is a naive baseline in disguise and fails."""
+    import mlflow
+
+    rt, root, _ = lake
+    fresh_root = with_settings(root, tmp_path / "fresh", lambda s: s.update(model_name="naive_gate_model"))
+    passed = train_and_validate(rt, fresh_root)
+    assert passed.ok, [s.error for s in passed.stages]
+    client = mlflow.MlflowClient()  # after a run: the run points MLflow at the project's local store
+    trained, validated = passed.stages[0].details, passed.stages[1].details
+    version = client.get_model_version("naive_gate_model", trained["version"])
+    (gate,) = [c for c in json.loads(version.tags["validation_results"]) if "naive baseline" in c["check"]]
+    assert gate["passed"] and gate["improvement"] >= load_project(root).validation.baseline.min_improvement
+    assert f"{gate['baseline_name']} " in validated["checks"] and "better) ok" in validated["checks"]
+    print(f"naive gate: {gate['check']}: {gate['value']:.4f} vs {gate['baseline_name']} {gate['baseline']:.4f}, "
+          f"{gate['improvement']:.1%} better")
+
+    # The training run logged the same baselines, on the same holdout, next to the model's metrics.
+    logged = client.get_run(version.run_id).data.metrics
+    for name, value in gate["baselines"].items():
+        metric = gate["check"].split()[0]
+        assert logged[f"baseline_{name}_{metric}"] == pytest.approx(value, rel=1e-9)
+    assert logged[gate["check"].split()[0]] == pytest.approx(gate["value"], rel=1e-6)
+    assert "## Naive baselines (same holdout)" in version.description and gate["baseline_name"] in version.description
+    recorded = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/validation/results.json")
+    assert {b["name"] for b in recorded["naive_baselines"]} == set(gate["baselines"])
+
+    def constant(settings):
+        settings["training"]["params"]["min_data_in_leaf"] = 10_000_000
+
+    failed = train_and_validate(rt, with_settings(fresh_root, tmp_path / "constant", constant))
+    assert not failed.ok and failed.stages[-1].name == "validate"
+    assert "vs best naive baseline" in failed.stages[-1].error and "FAILED" in failed.stages[-1].error
+    bad = client.get_model_version("naive_gate_model", failed.stages[0].details["version"])
+    (gate,) = [c for c in json.loads(bad.tags["validation_results"]) if "naive baseline" in c["check"]]
+    assert not gate["passed"] and bad.tags["validation_status"] == "failed"

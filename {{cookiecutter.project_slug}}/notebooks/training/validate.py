@@ -1,8 +1,8 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # Validation gate
-# MAGIC Checks the new model version against the metric thresholds and, on the same holdout, against
-# MAGIC `@champion`; a passing version becomes `@challenger`. In `enabled` mode a failure fails this task.
+# MAGIC On the same holdout, the new model version must beat the naive baselines by a margin, meet any
+# MAGIC absolute thresholds and not be worse than `@champion`; a passing version becomes `@challenger`. In `enabled` mode a failure fails this task.
 # MAGIC Promotion to `@champion` needs the version tag `approval` = `approved` (set by a reviewer or CI).
 
 # COMMAND ----------

@@ -1,6 +1,7 @@
 """One command line for notebooks, jobs and local runs.
 
     python -m PACKAGE sample-data [--rows N] [--drift] [--out DIR]
+    python -m PACKAGE contract draft PATH --name NAME [--label COLUMN] [--format csv] [--option sep=;] [--force]
     python -m PACKAGE run all --target local [--local-dir DIR] [--json]   # sample data first if none
     python -m PACKAGE run ingest --target local --json
     python -m PACKAGE run bootstrap --target dev --catalog c --schema s
@@ -28,7 +29,7 @@ from types import ModuleType
 from . import pipeline
 from .config import ConfigError, TargetConfig, load_project, project_root, target_config
 from .context import StageFailure, stderr
-from .contract import load_contracts
+from .contract import FORMATS, load_contracts
 from .ml import registry
 from .runtime import ENGINES, LocalRuntime, PlatformError, open_runtime
 from .runtime.landing import list_landing_files
@@ -74,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--source", help="contract name (default: the source in conf/project.yml)")
     sample.add_argument("--seed", type=int, default=7)
     _target_arguments(sample, engine=False)
+
+    contract = commands.add_parser("contract", help="data contract tools")
+    contract_commands = contract.add_subparsers(dest="contract_command", required=True, metavar="COMMAND")
+    draft = contract_commands.add_parser(
+        "draft", help="profile landing files and write conf/contracts/NAME.yml and conf/expectations/NAME.json")
+    draft.add_argument("path", type=Path, metavar="PATH", help="a landing folder, or one file")
+    draft.add_argument("--name", required=True, help="the source's name (lowercase letters, digits and _)")
+    draft.add_argument("--label", metavar="COLUMN", help="the label column (its name in the file or in the draft)")
+    draft.add_argument("--format", choices=FORMATS, dest="file_format",
+                       help="csv, json or parquet (default: from the file suffixes)")
+    draft.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="an Auto Loader reader option (repeatable); the others are detected")
+    draft.add_argument("--force", action="store_true", help="overwrite existing files of the same name")
+    _target_arguments(draft, engine=False)
 
     bench = commands.add_parser("bench", help="print ingestion timings on sample data (asserts nothing)")
     bench.add_argument("what", choices=["ingest", "train", "score", "psi"])
@@ -192,6 +207,14 @@ def _sample_data(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def _contract_draft(args: argparse.Namespace, root: Path) -> int:
+    """Drafts relative to the local landing volume when the files are in it."""
+    target = target_config(root, args.target)
+    landing = (Path(_offline_runtime(args, root, target).landing_path("")) if target.platform == "local" else None)
+    return _tool("contract_draft").main(root, args.path, args.name, label=args.label, file_format=args.file_format,
+                                        option_pairs=args.option, force=args.force, landing_root=landing)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -203,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             return _tool("bundle_check").main(root, args.targets, args.var)
         if args.command == "sample-data":
             return _sample_data(args, root)
+        if args.command == "contract":
+            return _contract_draft(args, root)
         if args.command in ("approve", "promote", "rollback"):
             return _registry(args, root)
         if args.command == "bench":

@@ -188,6 +188,35 @@ class TrainingConfig:
     segment_by: list[str] = field(default_factory=list)
 
 
+# The metrics ml/metrics.py's ``evaluate`` reports, per problem type (the gate checks these names).
+METRICS = {"classification": ("auc", "pr_auc", "log_loss", "f1"), "regression": ("rmse", "mae", "mape")}
+# F1 is left out of the baseline gate: a constant predictor's F1 depends only on an arbitrary cut-off.
+BASELINE_METRICS = {"classification": ("log_loss", "auc", "pr_auc"), "regression": ("rmse", "mae", "mape")}
+DEFAULT_BASELINE_METRIC = {"classification": "log_loss", "regression": "rmse"}
+VALIDATION_MODES = ("enabled", "dry_run", "disabled")
+
+
+@dataclass(frozen=True)
+class BaselineGate:
+    """The candidate must beat the best naive baseline on the same holdout by ``min_improvement``
+    (a share of the baseline's error): a model that loses to "same as last week" is not worth serving."""
+
+    metric: str
+    min_improvement: float = 0.05
+    # Regression: the seasonal-naive baseline uses the label this many periods earlier; None: no seasonal baseline.
+    season_length: int | None = None
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    mode: str = "enabled"
+    # Absolute bounds, e.g. {"auc": {"min": 0.6}}; empty: none.
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    champion_tolerance: float = 0.0
+    # None: no baseline check (``baseline: false`` in conf/project.yml).
+    baseline: BaselineGate | None = None
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     problem_type: str
@@ -197,13 +226,82 @@ class ProjectConfig:
     model_name: str = "model"
     experiment: str = "experiment"
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    validation: dict[str, Any] = field(default_factory=dict)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     inference: dict[str, Any] = field(default_factory=dict)
     monitoring: dict[str, Any] = field(default_factory=dict)
 
 
 PROBLEM_TYPES = ("classification", "regression")
 HOLDOUTS = ("auto", "time", "random", "group")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def load_baseline_gate(path: Path, raw: object, problem_type: str) -> BaselineGate | None:
+    """``validation.baseline``: absent or empty means the defaults, ``false`` turns the check off."""
+    if raw is False:
+        return None
+    if raw is None or raw is True:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: validation.baseline must be a mapping (metric, min_improvement, season_length) "
+                          "or false. Fix: e.g. `baseline: {metric: rmse, min_improvement: 0.05}`")
+    unknown = sorted(set(raw) - set(BaselineGate.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"{path}: validation.baseline has unknown key(s) {unknown}. Fix: use metric, "
+                          "min_improvement and season_length")
+    allowed = BASELINE_METRICS[problem_type]
+    metric = raw.get("metric") or DEFAULT_BASELINE_METRIC[problem_type]
+    if metric not in allowed:
+        raise ConfigError(f"{path}: validation.baseline.metric is {metric!r}, which {problem_type} cannot compare "
+                          f"with a naive baseline. Fix: use one of {', '.join(allowed)}")
+    improvement = raw.get("min_improvement", BaselineGate.min_improvement)
+    if not _number(improvement) or not 0 <= improvement < 1:
+        raise ConfigError(f"{path}: validation.baseline.min_improvement is {improvement!r}. Fix: a share of the "
+                          "baseline's error from 0 to below 1, e.g. 0.05 (5% better than the best baseline)")
+    season = raw.get("season_length")
+    if season is not None:
+        if problem_type != "regression":
+            raise ConfigError(f"{path}: validation.baseline.season_length only applies to regression (the "
+                              "seasonal-naive baseline); classification compares with the prior. Fix: remove it")
+        if not isinstance(season, int) or isinstance(season, bool) or season < 1:
+            raise ConfigError(f"{path}: validation.baseline.season_length is {season!r}. Fix: a whole number of "
+                              "periods >= 1 (52 for weekly data with a yearly season), or null for none")
+    return BaselineGate(str(metric), float(improvement), season)
+
+
+def load_validation(path: Path, raw: object, problem_type: str) -> ValidationConfig:
+    """``validation:`` of conf/project.yml, every field checked, with the fix in each error."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: validation must be a mapping (mode, baseline, thresholds, champion_tolerance)")
+    unknown = sorted(set(raw) - set(ValidationConfig.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"{path}: validation has unknown key(s) {unknown}. Fix: use "
+                          f"{', '.join(ValidationConfig.__dataclass_fields__)}")
+    mode = raw.get("mode", "enabled")
+    if mode not in VALIDATION_MODES:
+        raise ConfigError(f"{path}: validation.mode is {mode!r}. Fix: use enabled, dry_run or disabled")
+    thresholds = raw.get("thresholds") or {}
+    if not isinstance(thresholds, dict):
+        raise ConfigError(f"{path}: validation.thresholds must map a metric to bounds, e.g. "
+                          "`auc: {min: 0.6}`")
+    for metric, bounds in thresholds.items():
+        if metric not in METRICS[problem_type]:
+            raise ConfigError(f"{path}: validation.thresholds.{metric} is not a {problem_type} metric. Fix: use one "
+                              f"of {', '.join(METRICS[problem_type])}")
+        if not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"} or not all(
+                _number(v) for v in bounds.values()):
+            raise ConfigError(f"{path}: validation.thresholds.{metric} is {bounds!r}. Fix: give min and/or max as "
+                              f"numbers, e.g. `{metric}: " + "{max: 0.5}`")
+    tolerance = raw.get("champion_tolerance", 0.0)
+    if not _number(tolerance) or tolerance < 0:
+        raise ConfigError(f"{path}: validation.champion_tolerance is {tolerance!r}. Fix: a number >= 0 (how much "
+                          "worse than @champion the candidate may be on the same holdout)")
+    return ValidationConfig(str(mode), {m: {k: float(v) for k, v in b.items()} for m, b in thresholds.items()},
+                            float(tolerance), load_baseline_gate(path, raw.get("baseline"), problem_type))
 
 
 def load_project(root: Path) -> ProjectConfig:
@@ -227,9 +325,7 @@ def load_project(root: Path) -> ProjectConfig:
     feature_store = raw.get("feature_store", True)
     if isinstance(feature_store, str):
         feature_store = feature_store.lower() in ("yes", "true", "1")
-    validation = {"mode": "enabled", "thresholds": {}, "champion_tolerance": 0.0, **(raw.get("validation") or {})}
-    if validation["mode"] not in ("enabled", "dry_run", "disabled"):
-        raise ConfigError(f"{path}: validation.mode is {validation['mode']!r}. Fix: use enabled, dry_run or disabled")
+    validation = load_validation(path, raw.get("validation"), problem_type)
     inference = {"batch_periods": 1, **(raw.get("inference") or {})}
     if not isinstance(inference["batch_periods"], int) or inference["batch_periods"] < 1:
         raise ConfigError(f"{path}: inference.batch_periods must be a whole number >= 1")

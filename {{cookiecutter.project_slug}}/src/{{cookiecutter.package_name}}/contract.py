@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from .config import ConfigError
-from .names import INGEST_COLUMNS
+from .names import INGEST_COLUMNS, LABEL
 
 FORMATS = ("json", "csv", "parquet")
 TYPES = ("string", "int", "long", "double", "boolean", "date", "timestamp")
@@ -32,7 +32,13 @@ COLUMN_KEYS = {"source", "type", "required", "min", "max", "allowed", "pattern",
                "true_values", "false_values",
                "decimal_separator"}
 TOP_KEYS = {"name", "description", "format", "path", "options", "primary_key", "event_time", "label", "columns",
-            "quality", "gold"}
+            "quality", "gold", "features"}
+GOLD_KEYS = {"table", "keys", "group_by", "timestamp", "columns", "fill_missing_periods"}
+FEATURE_KEYS = {"lags", "windows", "changes", "calendar"}
+# Step of the zero-filled period grid of an aggregating gold table.
+FILL_STEPS = ("day", "week", "month")
+# Parts of the gold timestamp the features stage can add as calendar features.
+CALENDAR_PARTS = ("day_of_week", "day_of_month", "day_of_year", "week_of_year", "month", "quarter", "year")
 
 
 @dataclass(frozen=True)
@@ -82,15 +88,39 @@ class Label:
 
 @dataclass(frozen=True)
 class Gold:
+    """The gold table: one row per key of silver (row-level columns), or, with ``group_by``, one
+    row per group with aggregate columns (e.g. units per product per day)."""
+
     table: str
     keys: tuple[str, ...]
     timestamp: str
     columns: dict[str, str]
+    # Group name -> SQL expression over silver (a column name when it is the column itself).
+    group_by: dict[str, str] = field(default_factory=dict)
+    # Zero-filling of missing periods of an aggregated table: the grid step and the filled values.
+    fill_every: str | None = None
+    fill_values: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def aggregated(self) -> bool:
+        return bool(self.group_by)
 
     @property
     def entity_keys(self) -> list[str]:
         """The keys without the period: what features, training and scoring join on."""
         return [k for k in self.keys if k != self.timestamp]
+
+
+@dataclass(frozen=True)
+class Features:
+    """Forecasting features of the gold table, each asked for by name: nothing is generated for
+    a column that is not named.  Lags and windows read strictly earlier rows of the same entity
+    (``label`` is the label's own history); ``changes`` is a column minus its previous value."""
+
+    lags: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    windows: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    changes: tuple[str, ...] = ()
+    calendar: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +133,7 @@ class Contract:
     columns: tuple[Column, ...]
     gold: Gold
     label: Label | None = None
+    features: Features = field(default_factory=Features)
     options: dict[str, str] = field(default_factory=dict)
     quarantine_threshold: float = 0.1
     extra_expectations: tuple[Expectation, ...] = ()
@@ -162,8 +193,9 @@ def _fail(path: Path, key: str, message: str) -> ConfigError:
 
 def _column(path: Path, name: str, spec: Any) -> Column:
     if not NAME.match(str(name)):
-        raise _fail(path, f"columns.{name}", "column names must be lowercase letters, digits and _ "
-                    "(rename the source column with options or a view)")
+        suggestion = re.sub(r"[^a-z0-9_]+", "_", str(name).lower()).strip("_") or "column"
+        raise _fail(path, f"columns.{name}", "column names must be lowercase letters, digits and _. Fix: "
+                    f"columns.{suggestion} with source: {name} reads the file's column under that name")
     if isinstance(spec, str):
         spec = {"type": spec}
     if not isinstance(spec, dict):
@@ -216,6 +248,124 @@ def _expectations_file(path: Path, root: Path, rel: str, columns: set[str]) -> t
     return tuple(result)
 
 
+def _group_by(path: Path, raw: Any, names: set[str]) -> dict[str, str]:
+    """``group_by`` items are silver columns or ``{name: SQL expression}`` (e.g. ``day: to_date(sold_at)``)."""
+    if not isinstance(raw, list) or not raw:
+        raise _fail(path, "gold.group_by", "must be a list of columns or {name: expression} items")
+    groups: dict[str, str] = {}
+    for item in raw:
+        if isinstance(item, str):
+            if item not in names | set(INGEST_COLUMNS):
+                raise _fail(path, "gold.group_by", f"{item!r} is not a column. Fix: name a column or write "
+                            "one item as name: <SQL expression>")
+            groups[item] = item
+        elif isinstance(item, dict) and len(item) == 1:
+            (name, expr), = item.items()
+            groups[str(name)] = str(expr)
+        else:
+            raise _fail(path, "gold.group_by", f"{item!r} is neither a column nor one name: expression item")
+    return groups
+
+
+def _gold(path: Path, raw: Any, names: set[str], label: Label | None) -> Gold:
+    if not isinstance(raw, dict):
+        raise _fail(path, "gold", "must be a mapping with table, keys (or group_by) and timestamp")
+    unknown = set(raw) - GOLD_KEYS
+    if unknown:
+        raise _fail(path, "gold", f"unknown key(s) {sorted(unknown)}; allowed: {sorted(GOLD_KEYS)}")
+    for key in ("table", "timestamp"):
+        if key not in raw:
+            raise _fail(path, f"gold.{key}", "is required")
+    columns = {str(k): str(v) for k, v in (raw.get("columns") or {}).items()}
+    group_by = _group_by(path, raw["group_by"], names) if raw.get("group_by") is not None else {}
+    if group_by:
+        keys = tuple(group_by)
+        if raw.get("keys") not in (None, list(keys)):
+            raise _fail(path, "gold.keys", f"an aggregating gold table is keyed by its group_by {list(keys)}. "
+                        "Fix: drop gold.keys")
+        if not columns:
+            raise _fail(path, "gold.columns", "an aggregating gold table needs aggregate columns, e.g. "
+                        "units: sum(quantity)")
+        if label and label.column not in columns:
+            raise _fail(path, "label.column", f"{label.column!r}: with gold.group_by the label is an aggregate. "
+                        f"Fix: name one of gold.columns {sorted(columns)}")
+    else:
+        if "keys" not in raw:
+            raise _fail(path, "gold.keys", "is required (or gold.group_by for an aggregating table)")
+        keys = tuple(raw["keys"])
+        for key in keys:
+            if key not in names:
+                raise _fail(path, "gold.keys", f"{key!r} is not a column")
+    timestamp = str(raw["timestamp"])
+    if group_by and timestamp not in group_by:
+        raise _fail(path, "gold.timestamp", f"{timestamp!r} must be one of gold.group_by {list(group_by)}")
+    if not group_by and timestamp not in names | set(INGEST_COLUMNS):
+        raise _fail(path, "gold.timestamp", f"{timestamp!r} is not a column nor one of {INGEST_COLUMNS}")
+    if not NAME.match(str(raw["table"])):
+        raise _fail(path, "gold.table", f"{raw['table']!r} must be lowercase letters, digits and _")
+    fill = raw.get("fill_missing_periods")
+    every, values = None, {}
+    if fill is not None:
+        if not group_by:
+            raise _fail(path, "gold.fill_missing_periods", "fills the periods of an aggregating table. "
+                        "Fix: add gold.group_by or remove it")
+        if not isinstance(fill, dict) or fill.get("every") not in FILL_STEPS:
+            raise _fail(path, "gold.fill_missing_periods.every", f"must be one of {', '.join(FILL_STEPS)}")
+        values = {str(k): float(v) for k, v in (fill.get("values") or {}).items()}
+        for name in values:
+            if name not in columns:
+                raise _fail(path, "gold.fill_missing_periods.values", f"{name!r} is not one of gold.columns")
+        every = fill["every"]
+    return Gold(table=str(raw["table"]), keys=keys, timestamp=timestamp, columns=columns, group_by=group_by,
+                fill_every=every, fill_values=values)
+
+
+def _gold_feature_columns(gold: Gold, columns: tuple[Column, ...], keys: tuple[str, ...], event_time: str | None,
+                          label: Label | None) -> set[str]:
+    """The gold columns features can be asked for: the gold columns (or the silver columns gold
+    copies when it lists none), and ``label``."""
+    if gold.columns:
+        names = set(gold.columns)
+    else:
+        names = {c.name for c in columns} - {*keys, *gold.keys, gold.timestamp, event_time}
+    if label:
+        names.discard(label.column)
+    return names | {LABEL}
+
+
+def _periods(path: Path, key: str, raw: Any, allowed: set[str]) -> dict[str, tuple[int, ...]]:
+    if not isinstance(raw, dict):
+        raise _fail(path, key, "maps gold columns (or label) to lists of periods, e.g. {label: [1, 7]}")
+    out = {}
+    for name, periods in raw.items():
+        if name not in allowed:
+            raise _fail(path, f"{key}.{name}", f"is not a gold column; choose from {sorted(allowed)}")
+        values = periods if isinstance(periods, list) else [periods]
+        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
+            raise _fail(path, f"{key}.{name}", f"{periods!r}: periods are whole numbers >= 1")
+        out[str(name)] = tuple(values)
+    return out
+
+
+def _features(path: Path, raw: Any, allowed: set[str]) -> Features:
+    if not raw:
+        return Features()
+    if not isinstance(raw, dict) or set(raw) - FEATURE_KEYS:
+        raise _fail(path, "features", f"allowed keys are {sorted(FEATURE_KEYS)}")
+    changes = tuple(raw.get("changes") or ())
+    for name in changes:
+        if name not in allowed - {LABEL}:
+            raise _fail(path, "features.changes", f"{name!r} is not a gold column (the label's change would "
+                        "include its own value: use lags of label instead)")
+    calendar = tuple(raw.get("calendar") or ())
+    for part in calendar:
+        if part not in CALENDAR_PARTS:
+            raise _fail(path, "features.calendar", f"{part!r} is not one of {', '.join(CALENDAR_PARTS)}")
+    return Features(lags=_periods(path, "features.lags", raw.get("lags") or {}, allowed),
+                    windows=_periods(path, "features.windows", raw.get("windows") or {}, allowed),
+                    changes=changes, calendar=calendar)
+
+
 def load_contract(path: Path, root: Path) -> Contract:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -251,7 +401,8 @@ def load_contract(path: Path, root: Path) -> Contract:
     label = None
     if raw.get("label"):
         spec = raw["label"] if isinstance(raw["label"], dict) else {"column": raw["label"]}
-        if spec.get("column") not in names:
+        aggregated = isinstance(raw.get("gold"), dict) and raw["gold"].get("group_by") is not None
+        if spec.get("column") not in names and not aggregated:  # an aggregate label is checked with gold
             raise _fail(path, "label.column", f"{spec.get('column')!r} is not a column")
         label = Label(spec["column"], tuple(str(v).lower() for v in spec.get("positive", ())))
 
@@ -263,23 +414,8 @@ def load_contract(path: Path, root: Path) -> Contract:
     if quality.get("expectations_file"):
         extra = _expectations_file(path, root, quality["expectations_file"], names)
 
-    gold_raw = raw["gold"]
-    for key in ("table", "keys", "timestamp"):
-        if key not in (gold_raw or {}):
-            raise _fail(path, f"gold.{key}", "is required")
-    gold = Gold(
-        table=str(gold_raw["table"]),
-        keys=tuple(gold_raw["keys"]),
-        timestamp=str(gold_raw["timestamp"]),
-        columns={str(k): str(v) for k, v in (gold_raw.get("columns") or {}).items()},
-    )
-    for key in gold.keys:
-        if key not in names:
-            raise _fail(path, "gold.keys", f"{key!r} is not a column")
-    if gold.timestamp not in names | set(INGEST_COLUMNS):
-        raise _fail(path, "gold.timestamp", f"{gold.timestamp!r} is not a column nor one of {INGEST_COLUMNS}")
-    if not NAME.match(gold.table):
-        raise _fail(path, "gold.table", f"{gold.table!r} must be lowercase letters, digits and _")
+    gold = _gold(path, raw.get("gold"), names, label)
+    features = _features(path, raw.get("features"), _gold_feature_columns(gold, columns, keys, event_time, label))
 
     options = {str(k): str(v) for k, v in (raw.get("options") or {}).items()}
     # The reader's dateFormat / timestampFormat are the default format of date / timestamp columns:
@@ -289,7 +425,7 @@ def load_contract(path: Path, root: Path) -> Contract:
                     else c for c in columns)
     return Contract(
         name=name, format=raw["format"], path=str(raw["path"]), primary_key=keys, event_time=event_time,
-        columns=columns, gold=gold, label=label, options=options, quarantine_threshold=threshold,
+        columns=columns, gold=gold, label=label, features=features, options=options, quarantine_threshold=threshold,
         extra_expectations=extra, source_file=path,
     )
 

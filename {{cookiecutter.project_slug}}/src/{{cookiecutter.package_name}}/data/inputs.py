@@ -16,9 +16,9 @@ from pyspark.sql import functions as F
 from ..config import ProjectConfig
 from ..context import StageFailure
 from ..contract import Contract
-from ..names import BATCH, LABEL
+from ..names import LABEL
 from ..runtime import Runtime
-from .features import feature_spec
+from .features import feature_frame, feature_spec
 
 
 class MissingInputError(StageFailure):
@@ -52,8 +52,14 @@ def model_inputs(rt: Runtime, project: ProjectConfig, contract: Contract, spine:
         spec = feature_spec(contract, project.lookback_days)
         _require(rt, spec.table, "features stage")
         return rt.training_set(spine, spec.table, list(spec.keys), spec.timestamp, spec.lookback)
-    gold = rt.read(contract.gold_table).drop(BATCH, LABEL)
-    return spine.join(gold, on=[*contract.gold.entity_keys, contract.gold.timestamp], how="inner")
+    return gold_features(spine, rt.read(contract.gold_table), project, contract)
+
+
+def gold_features(spine: DataFrame, gold: DataFrame, project: ProjectConfig, contract: Contract) -> DataFrame:
+    """Without a feature table: the features of gold rows computed on the fly (the same
+    ``feature_frame`` the features stage writes), joined to ``spine`` by entity and period."""
+    features = feature_frame(gold, feature_spec(contract, project.lookback_days))
+    return spine.join(features, on=[*contract.gold.entity_keys, contract.gold.timestamp], how="inner")
 
 
 def training_inputs(rt: Runtime, project: ProjectConfig, contract: Contract) -> ModelInputs:
@@ -63,7 +69,8 @@ def training_inputs(rt: Runtime, project: ProjectConfig, contract: Contract) -> 
     gold = _source(rt, contract.gold_table)
     labels = rt.read(contract.gold_table, version=gold["version"])
     if not project.feature_store:
-        return ModelInputs(labels.drop(BATCH), keys, timestamp, [gold])
+        frame = gold_features(labels.select(*keys, timestamp, LABEL), labels, project, contract)
+        return ModelInputs(frame, keys, timestamp, [gold])
     frame = model_inputs(rt, project, contract, labels.select(*keys, timestamp, LABEL))
     return ModelInputs(frame, keys, timestamp, [gold, _source(rt, feature_spec(contract, project.lookback_days).table)])
 

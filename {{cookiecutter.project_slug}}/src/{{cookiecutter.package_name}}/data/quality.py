@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..contract import Column, Contract, Expectation
-from ..names import BATCH, BRONZE_META, CORRUPT, INGEST_DATE, INGESTED_AT, LABEL
+from ..names import BRONZE_META, CORRUPT, INGEST_DATE, INGESTED_AT
 from .transforms import latest_per_key
 
 FAILED = "_failed_expectations"
@@ -126,33 +126,3 @@ def quarantine_rows(checked: DataFrame) -> DataFrame:
     rejected = checked.where(F.col(STATUS) != "valid")
     reasons = F.when(F.col(STATUS) == "malformed", F.array(F.lit("malformed_record"))).otherwise(F.col(FAILED))
     return rejected.withColumn(FAILED, reasons)
-
-
-def label_expression(contract: Contract) -> SparkColumn:
-    """The label as a number: 1/0 for classification (values listed as ``positive`` are 1),
-    the value itself for regression."""
-    assert contract.label is not None
-    raw = F.col(_q(contract.label.column))
-    if contract.label.positive:
-        text = F.lower(F.trim(raw.cast("string")))
-        return F.when(raw.isNull(), F.lit(None).cast("int")).when(
-            text.isin(*contract.label.positive), F.lit(1)).otherwise(F.lit(0))
-    return raw.cast("double")
-
-
-def gold_rows(silver: DataFrame, contract: Contract) -> DataFrame:
-    """Business-level entity x time rows: keys, the as-of time, the contract's gold columns
-    (SQL expressions over silver) and ``label``."""
-    gold = contract.gold
-    selected = [F.col(_q(k)) for k in gold.keys]
-    if gold.timestamp not in gold.keys:
-        selected.append(F.col(_q(gold.timestamp)))
-    if gold.columns:
-        selected += [F.expr(expr).alias(name) for name, expr in gold.columns.items()]
-    else:
-        skip = {*gold.keys, gold.timestamp, contract.event_time, contract.label.column if contract.label else None}
-        selected += [F.col(_q(c)) for c in contract.column_names if c not in skip]
-    if contract.label:
-        selected.append(label_expression(contract).alias(LABEL))
-    selected.append(F.col(BATCH))
-    return silver.select(*selected)

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame
 
 from ..context import StageFailure
 from ..data.drift import fit_baseline
+from ..data.features import CALENDAR_FEATURES
 
 BASELINE_ARTIFACT = "monitoring/baseline.json"
 
@@ -21,7 +22,9 @@ def score_column(problem_type: str) -> str:
 
 
 def monitored_columns(features: list[str], problem_type: str) -> list[str]:
-    return [*features, score_column(problem_type)]
+    """The inputs and the score; calendar features are left out (a batch of one period always
+    differs from a year of them, which is not drift)."""
+    return [*(f for f in features if f not in CALENDAR_FEATURES), score_column(problem_type)]
 
 
 def baseline(scored_training_set: DataFrame, features: list[str], problem_type: str, bins: int) -> dict[str, Any]:

@@ -99,7 +99,9 @@ def segmented_model(frame: Any, keys: list[str], timestamp: str, project: Projec
     Path(path).write_text(json.dumps({
         "segment_by": segment_by, "problem_type": project.problem_type,
         "models": {r.segment: {"model": r.model, "meta": json.loads(r.meta)} for r in trained.itertuples()}}))
-    example = frame.limit(5).toPandas().drop(columns=[LABEL, *keys, timestamp], errors="ignore")
+    # The segment columns stay in the signature even when they are keys: the model routes on them.
+    dropped = [c for c in [LABEL, *keys, timestamp] if c not in segment_by]
+    example = frame.limit(5).toPandas().drop(columns=dropped, errors="ignore")
     split = {"segments": len(trained), "train_rows": sum(s["train_rows"] for s in splits.values()),
              "valid_rows": total, "train_until": max(s["train_until"] for s in splits.values()),
              "valid_from": min(s["valid_from"] for s in splits.values()),

@@ -113,7 +113,7 @@ def split(frame: pd.DataFrame, keys: list[str], timestamp: str, problem_type: st
     strategy, reason = config.holdout, "set in conf/project.yml (training.holdout)"
     if strategy == "auto":
         periods = frame[timestamp].nunique()
-        repeated = frame.duplicated(keys).any()
+        repeated = bool(keys) and frame.duplicated(keys).any()  # no keys: one series
         if periods >= 2:
             strategy, reason = "time", f"{periods} distinct {timestamp} values"
         elif repeated:
@@ -148,6 +148,10 @@ def fit(frame: pd.DataFrame, keys: list[str], timestamp: str, problem_type: str,
     if problem_type == "classification" and min(train[LABEL].nunique(), valid[LABEL].nunique()) < 2:
         raise TrainingDataError("the training or the validation period has a single class. Fix: change "
                                 "training.validation_fraction or ingest more history")
+    # A feature with no value in the training rows (a 52-period lag on a shorter history) teaches
+    # nothing and some estimators cannot bin it: it is left out and named in the split summary.
+    empty = [c for c in features if train[c].isna().all()]
+    features = [c for c in features if c not in empty]
     categories = categories_of(train, features)
     x_train, x_valid = (prepare_features(part, features, categories) for part in (train, valid))
     estimator = estimator_class(config.estimator)(problem_type, config)
@@ -160,7 +164,7 @@ def fit(frame: pd.DataFrame, keys: list[str], timestamp: str, problem_type: str,
     metrics["best_iteration"] = float(estimator.iterations)
     summary = {**chosen, "train_rows": len(train), "valid_rows": len(valid),
                "train_until": str(train[timestamp].max()), "valid_from": str(valid[timestamp].min()),
-               "valid_until": str(valid[timestamp].max())}
+               "valid_until": str(valid[timestamp].max()), **({"empty_features": ",".join(empty)} if empty else {})}
     return FittedModel(estimator, features, categories, problem_type, metrics, valid, output, summary, threshold)
 
 

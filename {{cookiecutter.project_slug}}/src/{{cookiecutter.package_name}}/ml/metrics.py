@@ -66,3 +66,29 @@ def champion_check(candidate: float, champion: float, metric: str, tolerance: fl
     passed = candidate >= champion - tolerance if higher else candidate <= champion + tolerance
     return {"check": f"{metric} vs @champion (tolerance {tolerance})", "value": candidate, "champion": champion,
             "passed": bool(passed)}
+
+
+def relative_improvement(candidate: float, baseline: float, metric: str) -> float:
+    """The share of the baseline's error the candidate removes: (baseline - candidate) / baseline for
+    an error metric; a higher-is-better metric (at most 1) counts 1 - metric as its error, so AUC
+    0.5 -> 0.75 removes half of it.  A perfect baseline leaves nothing to improve (0, or -inf if the
+    candidate is worse)."""
+    if HIGHER_IS_BETTER[metric]:
+        candidate, baseline = 1 - candidate, 1 - baseline
+    if baseline <= 0:
+        return 0.0 if candidate <= baseline else float("-inf")
+    return (baseline - candidate) / baseline
+
+
+def baseline_check(candidate: float, baselines: dict[str, float], metric: str,
+                   min_improvement: float) -> dict[str, Any]:
+    """The candidate must improve on the best of ``baselines`` (name -> value of ``metric``, all on
+    the same holdout) by at least ``min_improvement`` of its error."""
+    if not baselines:
+        raise ValueError("baseline_check needs at least one baseline")
+    pick = max if HIGHER_IS_BETTER[metric] else min
+    best = pick(baselines, key=lambda name: baselines[name])
+    improvement = relative_improvement(candidate, baselines[best], metric)
+    return {"check": f"{metric} vs best naive baseline (min improvement {min_improvement:g})", "value": candidate,
+            "baseline": baselines[best], "baseline_name": best, "baselines": baselines,
+            "improvement": improvement, "passed": bool(improvement >= min_improvement)}

@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ProjectConfig
+from ..config import BaselineGate, ProjectConfig
 from ..contract import Contract
 from ..data.drift import ColumnDrift
 from ..names import LABEL
 from .fitting import FittedModel
+from .metrics import baseline_check
+from .naive import FROM_HISTORY, NaiveBaseline
 from .scoring import prepare_features
 
 
@@ -108,6 +110,52 @@ def model_card(project: ProjectConfig, contract: Contract, model: FittedModel, s
     return "\n".join(lines) + "\n"
 
 
+BASELINE_MEANING = {
+    "prior": "every row gets the training rows' positive rate",
+    "mean": "every row gets the training rows' mean label",
+    "last_value": "the same entity's most recent label from an earlier period",
+    "seasonal_naive": "the same entity's label {season} periods earlier",
+}
+
+
+def naive_baseline_section(candidate: dict[str, float], baselines: list[NaiveBaseline],
+                           gate: BaselineGate | None) -> list[str]:
+    """Model-card lines: the candidate next to each naive baseline on the same holdout, what each
+    baseline predicts, and where the validation gate puts the bar."""
+    if not baselines:
+        return []
+    names = [b.name for b in baselines]
+    lines = ["## Naive baselines (same holdout)",
+             "| metric | candidate | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for metric in baselines[0].metrics:
+        value = candidate.get(metric)
+        lines.append(f"| {metric} | " + (f"{value:.4f}" if value is not None else "-") + " | "
+                     + " | ".join(f"{b.metrics[metric]:.4f}" for b in baselines) + " |")
+    lines.append("")
+    for baseline in baselines:
+        meaning = BASELINE_MEANING[baseline.name].format(season=gate.season_length if gate else None)
+        if baseline.name in FROM_HISTORY:
+            meaning += f"; {baseline.fallback_rows} of {baseline.rows} rows had none and got the training mean"
+        lines.append(f"- {baseline.name}: {meaning}")
+    if "segments_trained" in candidate:
+        lines.append("- candidate: per-segment metrics weighted by validation rows; the validation gate "
+                     "re-scores the pooled holdout")
+    if gate is not None and candidate.get(gate.metric) is not None:
+        check = baseline_check(candidate[gate.metric], {b.name: b.metrics[gate.metric] for b in baselines},
+                               gate.metric, gate.min_improvement)
+        lines.append(f"- validation gate: {gate.metric} at least {gate.min_improvement * 100:g}% better than the best "
+                     f"baseline ({check['baseline_name']}); this candidate is {check['improvement']:.1%} better"
+                     + ("" if check["passed"] else ", not enough"))
+    return lines
+
+
+def with_section(card: str, lines: list[str], before: str = "## Limitations") -> str:
+    """``card`` with ``lines`` inserted before the ``before`` heading (appended if it has none)."""
+    text = "\n".join(lines) + "\n"
+    at = card.find(before)
+    return card[:at] + text + "\n" + card[at:] if at >= 0 else card + "\n" + text
+
+
 def psi_chart(results: list[ColumnDrift], threshold: float, title: str, path: Path) -> str:
     """A bar per column, red where PSI breaches the threshold, saved as a PNG."""
     plt = _pyplot()
@@ -123,6 +171,11 @@ def psi_chart(results: list[ColumnDrift], threshold: float, title: str, path: Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def release_figure(figure: Any) -> None:
+    """Close a figure once it is logged: pyplot keeps every open figure until it is closed."""
+    _pyplot().close(figure)
 
 
 def segment_chart(per_segment: dict[str, dict[str, float]], metric: str) -> Any:

@@ -29,6 +29,13 @@ def prepare_features(frame: pd.DataFrame, features: list[str], categories: dict[
     return out
 
 
+def pyfunc_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """Integer columns as doubles, as the logged signature declares them: a count column arrives
+    as int64 (which MLflow will not narrow to double) or, with a missing value, as float."""
+    integers = frame.select_dtypes("integer").columns
+    return frame.astype({c: "float64" for c in integers}) if len(integers) else frame
+
+
 def predictions(raw: np.ndarray, problem_type: str, threshold: float = 0.5) -> pd.DataFrame:
     if problem_type == "classification":
         return pd.DataFrame({"prediction": (raw >= threshold).astype("int64"), "probability": raw.astype("float64")})
@@ -61,7 +68,7 @@ def score_frame(df: DataFrame, model_location: str, problem_type: str, tracking_
         def scored() -> Any:
             chunk = pd.concat(pending, ignore_index=True)
             pending.clear()
-            result = model.predict(chunk)
+            result = model.predict(pyfunc_input(chunk))
             for column in outputs:
                 chunk[column] = result[column].to_numpy(dtype="float64")
             return chunk

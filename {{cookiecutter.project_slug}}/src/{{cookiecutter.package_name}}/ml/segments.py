@@ -33,7 +33,8 @@ def fit_segments(frame: Any, keys: list[str], timestamp: str, problem_type: str,
         opts = json.loads(settings)
         segment = segment_key(group.head(1), opts["segment_by"]).iloc[0]
         try:
-            model = fit(group.drop(columns=opts["segment_by"]), opts["keys"], opts["timestamp"],
+            constant = [c for c in opts["segment_by"] if c not in opts["keys"]]  # keys are never features
+            model = fit(group.drop(columns=constant), opts["keys"], opts["timestamp"],
                         opts["problem_type"], TrainingConfig(**opts["config"]))
         except TrainingDataError as exc:
             return pd.DataFrame([{"segment": segment, "model": None, "meta": None, "metrics": None,

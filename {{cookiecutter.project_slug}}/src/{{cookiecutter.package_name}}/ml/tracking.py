@@ -13,6 +13,8 @@ from typing import Any
 
 from ..runtime import Runtime
 from .candidates import Candidate
+from .reports import release_figure
+from .scoring import pyfunc_input
 
 # The package folder, logged with the model so that it loads wherever it is served.
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -43,8 +45,10 @@ def pip_requirements(root: Path) -> list[str]:
 
 def log_and_register(rt: Runtime, candidate: Candidate, *, root: Path, commit: str, experiment: str,
                      model_name: str, pipeline_run_id: str, tags: dict[str, str], sources: list[dict[str, Any]],
-                     data_gate: dict[str, Any], fit_seconds: float) -> Registered:
-    """Log the candidate in one MLflow run of ``experiment`` and register it as a new version."""
+                     data_gate: dict[str, Any], fit_seconds: float,
+                     naive_baseline_metrics: dict[str, float] | None = None) -> Registered:
+    """Log the candidate in one MLflow run of ``experiment`` and register it as a new version;
+    ``naive_baseline_metrics`` (the naive baselines on the same holdout) are logged next to its metrics."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -58,14 +62,15 @@ def log_and_register(rt: Runtime, candidate: Candidate, *, root: Path, commit: s
             with mlflow.start_run(run_name=run_name, nested=True):
                 mlflow.log_params(params)
                 mlflow.log_metrics(metrics)
-        mlflow.log_metrics({**candidate.metrics, "fit_seconds": fit_seconds})
+        mlflow.log_metrics({**candidate.metrics, **(naive_baseline_metrics or {}), "fit_seconds": fit_seconds})
         for source in sources:
             mlflow.log_input(rt.lineage_dataset(source["short"], source["version"]), context="training")
         for path, figure in candidate.figures.items():
             mlflow.log_figure(figure, path)
+            release_figure(figure)
         mlflow.log_text(candidate.card, "model_card.md")
         # Integer columns cannot hold missing values at scoring time: declare them as doubles.
-        example = candidate.example.astype({c: "float64" for c in candidate.example.select_dtypes("integer").columns})
+        example = pyfunc_input(candidate.example)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=candidate.python_model, artifacts=candidate.artifacts,
             code_paths=[str(PACKAGE_DIR)], signature=infer_signature(example, candidate.example_output),

@@ -1,14 +1,20 @@
 """Reading landing files locally (Databricks uses Auto Loader instead, see databricks.py).
 
 Every reader returns the bronze shape: contract columns as strings, ``_rescued_data``,
-``_corrupt_record`` and ``_source_file``.  JSON lines are parsed by Spark; CSV goes through
-pyarrow, whose invalid-row handler keeps malformed lines instead of failing the file.
+``_corrupt_record`` and ``_source_file``.  JSON (lines, or with ``multiLine`` one document per
+file) is parsed by Spark; CSV goes through pyarrow, whose invalid-row handler keeps malformed lines
+instead of failing the file.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType
@@ -16,6 +22,9 @@ from pyspark.sql.types import MapType, StringType
 from ..config import ConfigError
 from ..contract import Contract
 from ..names import CORRUPT, RESCUED, SOURCE_FILE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _q(name: str) -> str:
@@ -79,7 +88,7 @@ def list_landing_files(folder: Path) -> list[Path]:
 LOCAL_OPTIONS = {
     "csv": {"header", "sep", "delimiter", "quote", "escape", "nullValue", "emptyValue", "encoding", "charset",
             "multiLine", "comment", "dateFormat", "timestampFormat"},
-    "json": {"dateFormat", "timestampFormat"},
+    "json": {"multiLine", "dateFormat", "timestampFormat"},
     "parquet": set(),
 }
 
@@ -111,78 +120,123 @@ def _single_char(contract: Contract, names: tuple[str, ...], default: str) -> st
     return default
 
 
+class _CsvFile:
+    """A CSV file as pyarrow reads it with Spark's option semantics: quoted headers and fields, CRLF,
+    a UTF-8 BOM, other encodings, ``nullValue`` (default: empty fields are null), ``emptyValue`` for
+    quoted empty strings, ``multiLine`` quoted fields, ``comment`` lines.  A column with an empty
+    header is named ``_c<index>``, as Spark names it (R's row-name column)."""
+
+    def __init__(self, path: Path, contract: Contract) -> None:
+        check_local_options(contract)
+        self.path, self.contract = path, contract
+        self.header = _flag(contract, "header", False)
+        self.multiline = _flag(contract, "multiLine", False)
+        self.delimiter = _single_char(contract, ("sep", "delimiter"), ",")
+        self.quote = _single_char(contract, ("quote",), '"')
+        self.escape = contract.options.get("escape")
+        self.encoding = contract.options.get("encoding") or contract.options.get("charset") or "utf8"
+        self.text: bytes | None = None  # the file without its comment lines, when options.comment is set
+        comment = contract.options.get("comment")
+        if comment:
+            if self.multiline:
+                raise ConfigError(f"{contract.source_file}: options.comment with multiLine cannot be honoured by "
+                                  "the local reader (a comment character may open a line inside a quoted field). "
+                                  "Fix: drop one of them")
+            lines = path.read_bytes().decode(self.encoding).splitlines(keepends=True)
+            self.text = "".join(line for line in lines if not line.startswith(comment)).encode("utf8")
+            self.encoding = "utf8"
+
+    def source(self) -> Path | io.BytesIO:
+        return io.BytesIO(self.text) if self.text is not None else self.path
+
+    def parse_options(self, handler: Callable[[Any], str] | None = None) -> Any:
+        from pyarrow import csv
+
+        return csv.ParseOptions(delimiter=self.delimiter, quote_char=self.quote, escape_char=self.escape or False,
+                                double_quote=True, newlines_in_values=self.multiline, invalid_row_handler=handler)
+
+    def column_names(self) -> list[str]:
+        """The header's names; without a header the contract's sources, or Spark's ``_c<index>``
+        names when the contract has no columns (a draft)."""
+        from pyarrow import csv
+
+        if not self.header and self.contract.columns:
+            return [c.source for c in self.contract.columns]
+        # The first row, parsed by the same reader (quoted names, BOM), read as text.
+        options = csv.ReadOptions(encoding=self.encoding, block_size=1 << 20,
+                                  autogenerate_column_names=not self.header)
+        skip_bad_rows = self.parse_options(lambda _: "skip")
+        with csv.open_csv(self.source(), read_options=options, parse_options=skip_bad_rows) as first:
+            found = first.schema.names if self.header else [""] * len(first.schema.names)
+        return [name if name.strip() else f"_c{i}" for i, name in enumerate(found)]
+
+    def read(self, names: list[str]) -> pd.DataFrame:
+        """Every row as text in ``names``; rows with too many or too few fields only in ``_corrupt_record``."""
+        import pandas as pd
+        import pyarrow as pa
+        from pyarrow import csv
+
+        bad_lines: list[str] = []
+
+        def keep_bad_line(row: csv.InvalidRow) -> str:
+            bad_lines.append(row.text)
+            return "skip"
+
+        null_value = self.contract.options.get("nullValue", "")
+        table = csv.read_csv(
+            self.source(),
+            read_options=csv.ReadOptions(encoding=self.encoding, column_names=names, skip_rows=1 if self.header else 0),
+            parse_options=self.parse_options(keep_bad_line),
+            convert_options=csv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                               null_values=sorted({null_value, ""}),
+                                               strings_can_be_null=True, quoted_strings_can_be_null=False),
+        )
+        frame = table.to_pandas()
+        if "emptyValue" in self.contract.options:
+            frame = frame.replace("", self.contract.options["emptyValue"])
+        frame[CORRUPT] = None
+        if bad_lines:
+            frame = pd.concat([frame, pd.DataFrame({CORRUPT: bad_lines})], ignore_index=True)
+        return frame.astype(object).where(frame.notna(), None)
+
+
 def _read_csv(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
-    """pyarrow's CSV reader with Spark's option semantics: quoted headers and fields, CRLF, a UTF-8
-    BOM, other encodings, ``nullValue`` (default: empty fields are null), ``emptyValue`` for quoted
-    empty strings, ``multiLine`` quoted fields, ``comment`` lines.  Rows with too many or too few
-    fields go to ``_corrupt_record``; a column with an empty header is named ``_c<index>``, as Spark
-    names it (R's row-name column)."""
-    import io
-
-    import pandas as pd
-    import pyarrow as pa
-    from pyarrow import csv
-
-    check_local_options(contract)
-    header = _flag(contract, "header", False)
-    multiline = _flag(contract, "multiLine", False)
-    delimiter = _single_char(contract, ("sep", "delimiter"), ",")
-    quote = _single_char(contract, ("quote",), '"')
-    escape = contract.options.get("escape")
-    encoding = contract.options.get("encoding") or contract.options.get("charset") or "utf8"
-    source: Path | io.BytesIO = path
-    comment = contract.options.get("comment")
-    if comment:
-        if multiline:
-            raise ConfigError(f"{contract.source_file}: options.comment with multiLine cannot be honoured by the "
-                              "local reader (a comment character may open a line inside a quoted field). Fix: "
-                              "drop one of them")
-        text = path.read_bytes().decode(encoding)
-        kept = [line for line in text.splitlines(keepends=True) if not line.startswith(comment)]
-        source, encoding = io.BytesIO("".join(kept).encode("utf8")), "utf8"
-    def parse(handler: object = None) -> csv.ParseOptions:
-        return csv.ParseOptions(delimiter=delimiter, quote_char=quote, escape_char=escape or False,
-                                double_quote=True, newlines_in_values=multiline, invalid_row_handler=handler)
-
-    def rewind() -> Path | io.BytesIO:
-        if isinstance(source, io.BytesIO):
-            source.seek(0)
-        return source
-
-    if header:
-        # The header row, parsed by the same reader (quoted names, BOM), read as text.
-        with csv.open_csv(rewind(), read_options=csv.ReadOptions(encoding=encoding, block_size=1 << 20),
-                          parse_options=parse(lambda _row: "skip")) as first:
-            found = first.schema.names
-        names = [name if name.strip() else f"_c{i}" for i, name in enumerate(found)]
-    else:
-        names = [c.source for c in contract.columns]
-    bad_lines: list[str] = []
-
-    def keep_bad_line(row: csv.InvalidRow) -> str:
-        bad_lines.append(row.text)
-        return "skip"
-
-    null_value = contract.options.get("nullValue", "")
-    table = csv.read_csv(
-        rewind(),
-        read_options=csv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1 if header else 0),
-        parse_options=parse(keep_bad_line),
-        convert_options=csv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                           null_values=sorted({null_value, ""}),
-                                           strings_can_be_null=True, quoted_strings_can_be_null=False),
-    )
-    frame = table.to_pandas()
-    if "emptyValue" in contract.options:
-        frame = frame.replace("", contract.options["emptyValue"])
-    frame[CORRUPT] = None
-    if bad_lines:
-        frame = pd.concat([frame, pd.DataFrame({CORRUPT: bad_lines})], ignore_index=True)
-    frame = frame.astype(object).where(frame.notna(), None)
+    """A CSV file through pyarrow (``_CsvFile``); rows with too many or too few fields go to
+    ``_corrupt_record``."""
+    csv_file = _CsvFile(path, contract)
+    names = csv_file.column_names()
+    check_columns_found(names, path, contract)
+    frame = csv_file.read(names)
     schema = ", ".join(f"`{c}` string" for c in frame.columns)
     df = spark.createDataFrame([], schema) if frame.empty else spark.createDataFrame(frame, schema)
-    check_columns_found(names, path, contract)
     return conform_table(df.withColumn(SOURCE_FILE, F.lit(str(path))), contract)
+
+
+def _json_records(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
+    """One row per JSON record: ``value`` (its text) and ``_source_file``.  A record is a line, or with
+    ``multiLine`` the file is one document, an array of records or one object (Auto Loader's
+    semantics); a document that does not parse stays whole, to land in ``_corrupt_record``."""
+    if not _flag(contract, "multiLine", False):
+        return spark.read.text(str(path)).withColumn(SOURCE_FILE, F.lit(str(path)))
+    document = spark.read.text(str(path), wholetext=True)
+    one_object = F.when(F.expr("json_object_keys(value)").isNotNull(), F.array("value"))
+    records = F.coalesce(one_object, F.from_json("value", "array<string>"), F.array("value"))
+    return document.select(F.explode(records).alias("value"), F.lit(str(path)).alias(SOURCE_FILE))
+
+
+def landing_columns(spark: SparkSession, path: Path, contract: Contract) -> list[str]:
+    """The names a landing file's fields have for the local reader, which a column's ``source`` names:
+    the CSV header (``_c<index>`` for an empty name, or for every column without a header and
+    contract columns), the JSON records' keys in order of appearance, the Parquet columns."""
+    check_local_options(contract)
+    if contract.format == "csv":
+        return _CsvFile(path, contract).column_names()
+    if contract.format == "json":
+        records = _json_records(spark, path, contract).withColumn("record", F.monotonically_increasing_id())
+        keys = records.select("record", F.posexplode(F.expr("json_object_keys(value)")).alias("position", "key"))
+        first = keys.groupBy("key").agg(F.min(F.struct("record", "position")).alias("first")).orderBy("first")
+        return [row["key"] for row in first.collect()]
+    return pq.read_schema(path).names
 
 
 def check_columns_found(found: list[str], path: Path, contract: Contract) -> None:
@@ -196,13 +250,21 @@ def check_columns_found(found: list[str], path: Path, contract: Contract) -> Non
                           "or point path at this source's files")
 
 
+def _read_parquet(spark: SparkSession, path: Path) -> DataFrame:
+    """A Parquet file through pyarrow: pandas writes timestamps in nanoseconds by default, which
+    Spark's types cannot hold, so they are read as microseconds (what Spark on Databricks keeps)."""
+    table = pq.read_table(path)
+    fields = [pa.field(f.name, pa.timestamp("us", f.type.tz), f.nullable)
+              if pa.types.is_timestamp(f.type) and f.type.unit == "ns" else f for f in table.schema]
+    return spark.createDataFrame(table.cast(pa.schema(fields), safe=False))
+
+
 def read_landing_file(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
     check_local_options(contract)
     if contract.format == "json":
-        lines = spark.read.text(str(path)).withColumn(SOURCE_FILE, F.lit(str(path)))
-        return parse_json_lines(lines, contract)
+        return parse_json_lines(_json_records(spark, path, contract), contract)
     if contract.format == "csv":
         return _read_csv(spark, path, contract)
-    table = spark.read.parquet(str(path))
+    table = _read_parquet(spark, path)
     check_columns_found(table.columns, path, contract)
     return conform_table(table.withColumn(SOURCE_FILE, F.lit(str(path))), contract)

@@ -20,7 +20,8 @@ from pyspark.sql import functions as F
 
 from ..context import RunContext, StageFailure, StageOutput
 from ..contract import Contract
-from ..data.quality import FAILED, STATUS, gold_rows, quarantine_rows, silver_rows, typed_with_failures
+from ..data.gold import aggregate_rows, gold_rows, missing_period_rows, with_groups
+from ..data.quality import FAILED, STATUS, quarantine_rows, silver_rows, typed_with_failures
 from ..data.transforms import latest_per_key
 from ..data.validation import run_suite
 from ..names import (
@@ -225,8 +226,22 @@ def silver(rt: Runtime, ctx: RunContext) -> StageOutput:
 # --- gold --------------------------------------------------------------------------------------
 
 
+def changed_gold_rows(rt: Runtime, contract: Contract, done: int) -> DataFrame:
+    """The gold rows the silver batches after ``done`` change.  Row-level: the latest version of
+    each changed key.  Aggregating: every group those batches touch, recomputed from all of silver."""
+    silver = rt.read(contract.silver_table)
+    if contract.gold.aggregated:
+        grouped = with_groups(silver, contract.gold)
+        touched = grouped.where(F.col(BATCH) > done).select(*contract.gold.keys).distinct()
+        return aggregate_rows(grouped.join(touched, on=list(contract.gold.keys), how="left_semi"), contract)
+    changed = silver.where(F.col(BATCH) > done)
+    keys = list(dict.fromkeys([*contract.gold.keys, contract.gold.timestamp]))
+    return latest_per_key(gold_rows(changed, contract), keys, [BATCH])
+
+
 def gold(rt: Runtime, ctx: RunContext) -> StageOutput:
-    """MERGE the gold rows of every silver row changed since the last gold run."""
+    """MERGE the gold rows of every silver row changed since the last gold run, then (when the
+    contract asks) fill the missing periods of each entity."""
     out = StageOutput()
     for contract in ctx.contracts.values():
         done = stage_state(rt, "gold", contract.name)
@@ -234,11 +249,15 @@ def gold(rt: Runtime, ctx: RunContext) -> StageOutput:
         if ready <= done:
             out.details[contract.name] = {"new_batches": 0}
             continue
-        changed = rt.read(contract.silver_table).where(F.col(BATCH) > done)
         keys = list(dict.fromkeys([*contract.gold.keys, contract.gold.timestamp]))
-        rows = latest_per_key(gold_rows(changed, contract), keys, [BATCH])
-        rt.merge(rows, contract.gold_table, keys)
+        rt.merge(changed_gold_rows(rt, contract, done), contract.gold_table, keys)
+        details: dict[str, Any] = {"batches": [done + 1, ready]}
+        if contract.gold.fill_every:
+            filled = missing_period_rows(rt.read(contract.gold_table), contract, ready)
+            details["filled_periods"] = filled.count()
+            if details["filled_periods"]:
+                rt.merge(filled, contract.gold_table, keys)
         set_stage_state(rt, "gold", contract.name, ready, ctx.run_id)
         out.tables.append(contract.gold_table)
-        out.details[contract.name] = {"batches": [done + 1, ready], "gold_rows": rt.row_count(contract.gold_table)}
+        out.details[contract.name] = {**details, "gold_rows": rt.row_count(contract.gold_table)}
     return out

@@ -1,22 +1,35 @@
 """The validate stage: the model validation gate.
 
-The candidate version must meet the configured metric thresholds and, when a ``@champion``
-exists, must not be worse than it beyond a tolerance on the same holdout (both models re-scored
-on the candidate's validation period).  ``enabled`` fails closed, ``dry_run`` records and
-continues, ``disabled`` skips.  Results are tags on the version and metrics on its run; a
-passing version becomes ``@challenger``.
+On the candidate's own holdout (rebuilt by the training path and the same split), the candidate
+must beat the best naive baseline by ``validation.baseline.min_improvement`` (see ``ml/naive.py``)
+and, when a ``@champion`` exists, must not be worse than it beyond a tolerance (both models
+re-scored on those rows).  Optional absolute ``validation.thresholds`` bound its training-run
+metrics.  ``enabled`` fails closed, ``dry_run`` records and continues, ``disabled`` skips.  Results
+are tags on the version and metrics on its run; a passing version becomes ``@challenger``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
+
+import pandas as pd
 
 from ..context import RunContext, StageOutput
 from ..data.inputs import training_inputs
 from ..ml.fitting import holdout_rows
-from ..ml.metrics import HIGHER_IS_BETTER, MAIN_METRIC, champion_check, evaluate, threshold_checks
+from ..ml.metrics import (
+    HIGHER_IS_BETTER,
+    MAIN_METRIC,
+    baseline_check,
+    champion_check,
+    evaluate,
+    threshold_checks,
+)
+from ..ml.naive import FROM_HISTORY, naive_baselines
 from ..ml.registry import RegistryError, alias_version, candidate_version, mlflow_client, set_alias
+from ..ml.scoring import pyfunc_input
 from ..names import LABEL
 from ..runtime import Runtime
 
@@ -24,11 +37,60 @@ from ..runtime import Runtime
 ORDER = {"validate": 80}
 
 
-def holdout_of(rt: Runtime, ctx: RunContext) -> Any:
-    """The candidate's holdout, rebuilt by the training path and the same split."""
+def holdout_of(rt: Runtime, ctx: RunContext) -> tuple[pd.DataFrame, pd.DataFrame, list[str], str]:
+    """The labelled training frame and the candidate's holdout within it, rebuilt by the training
+    path and the same split, with the entity keys and the timestamp column."""
     inputs = training_inputs(rt, ctx.project, ctx.contract)
-    return holdout_rows(inputs.frame.toPandas(), inputs.keys, inputs.timestamp, ctx.project.problem_type,
-                        ctx.project.training)
+    frame = inputs.frame.toPandas()
+    history = frame[frame[LABEL].notna()]
+    return (history, holdout_rows(history, inputs.keys, inputs.timestamp, ctx.project.problem_type,
+                                  ctx.project.training), inputs.keys, inputs.timestamp)
+
+
+def describe(check: dict[str, Any]) -> str:
+    """One check as the stage prints it."""
+    if check["value"] is None:
+        return f"{check['check']}: missing"
+    text = f"{check['check']}: {check['value']:.4f}"
+    if "champion" in check:
+        text += f" (champion {check['champion']:.4f})"
+    if "baseline" in check:
+        text += (f" ({check['baseline_name']} {check['baseline']:.4f}, "
+                 f"{check['improvement']:.1%} better)")
+    return text + (" ok" if check["passed"] else " FAILED")
+
+
+def holdout_checks(rt: Runtime, ctx: RunContext, version: Any,
+                   champion: Any) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The checks made on the candidate's holdout: the naive-baseline gate (when configured) and the
+    comparison with ``champion`` (when given).  Returns the checks, the figures the stage prints and
+    what only ``validation/results.json`` records."""
+    import mlflow
+
+    project, gate = ctx.project, ctx.project.validation.baseline
+    history, holdout, keys, timestamp = holdout_of(rt, ctx)
+    truth = holdout[LABEL].to_numpy(dtype=float)
+
+    def scored(v: Any) -> dict[str, float]:
+        model = mlflow.pyfunc.load_model(f"models:/{ctx.model_name}/{v.version}")
+        return evaluate(project.problem_type, truth, model.predict(pyfunc_input(holdout)))
+
+    candidate = scored(version)
+    checks, shown, recorded = [], {"holdout_rows": len(holdout)}, {}
+    if gate is not None:
+        baselines = naive_baselines(history, holdout, keys, timestamp, project.problem_type, gate.season_length)
+        check = baseline_check(candidate[gate.metric], {b.name: b.metrics[gate.metric] for b in baselines},
+                               gate.metric, gate.min_improvement)
+        check["fallback_rows"] = {b.name: b.fallback_rows for b in baselines if b.name in FROM_HISTORY}
+        checks.append(check)
+        shown["baselines"] = {f"{b.name}_{gate.metric}": round(b.metrics[gate.metric], 5) for b in baselines}
+        recorded["naive_baselines"] = [asdict(b) for b in baselines]
+        recorded["candidate_on_holdout"] = candidate
+    if champion is not None:
+        main = MAIN_METRIC[project.problem_type]
+        checks.append(champion_check(candidate[main], scored(champion)[main], main,
+                                     float(project.validation.champion_tolerance)))
+    return checks, shown, recorded
 
 
 def run(rt: Runtime, ctx: RunContext) -> StageOutput:
@@ -36,45 +98,41 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
 
     if (nothing := ctx.retraining_declined()) is not None:
         return nothing
-    project = ctx.project
-    settings = project.validation
+    settings = ctx.project.validation
     rt.configure_mlflow()
     client = mlflow_client()
     name = ctx.model_name
     version = candidate_version(client, name, ctx.run_id)
-    if settings["mode"] == "disabled":
+    if settings.mode == "disabled":
         client.set_model_version_tag(name, version.version, "validation_status", "skipped")
         return StageOutput(details={"model": name, "version": str(version.version), "mode": "disabled"})
     run = client.get_run(version.run_id)
     metrics = {k: v for k, v in run.data.metrics.items() if k in HIGHER_IS_BETTER}
-    checks = threshold_checks(metrics, settings["thresholds"])
+    checks = threshold_checks(metrics, settings.thresholds)
     champion = alias_version(client, name, "champion")
-    if champion is not None and str(champion.version) != str(version.version):
-        holdout = holdout_of(rt, ctx)
-        main = MAIN_METRIC[project.problem_type]
-        truth = holdout[LABEL].to_numpy(dtype=float)
-        scores = {}
-        for label, v in (("candidate", version), ("champion", champion)):
-            model = mlflow.pyfunc.load_model(f"models:/{name}/{v.version}")
-            scores[label] = evaluate(project.problem_type, truth, model.predict(holdout))[main]
-        checks.append(champion_check(scores["candidate"], scores["champion"], main,
-                                     float(settings["champion_tolerance"])))
+    if champion is not None and str(champion.version) == str(version.version):
+        champion = None
+    shown: dict[str, Any] = {}
+    recorded: dict[str, Any] = {}
+    if settings.baseline is not None or champion is not None:
+        more, shown, recorded = holdout_checks(rt, ctx, version, champion)
+        checks.extend(more)
     passed = all(c["passed"] for c in checks)
     status = "passed" if passed else "failed"
     client.set_model_version_tag(name, version.version, "validation_status", status)
-    client.set_model_version_tag(name, version.version, "validation_mode", settings["mode"])
+    client.set_model_version_tag(name, version.version, "validation_mode", settings.mode)
     client.set_model_version_tag(name, version.version, "validation_results", json.dumps(checks))
     with mlflow.start_run(run_id=version.run_id):
         mlflow.log_metric("validation_passed", float(passed))
-        mlflow.log_dict({"mode": settings["mode"], "checks": checks}, "validation/results.json")
-    details = {"model": name, "version": str(version.version), "mode": settings["mode"], "status": status,
-               "checks": "; ".join(f"{c['check']}: {c['value']:.4f}"
-                                   + (f" (champion {c['champion']:.4f})" if "champion" in c else "")
-                                   + f" {'ok' if c['passed'] else 'FAILED'}"
-                                   if c["value"] is not None else f"{c['check']}: missing" for c in checks)}
+        for check in checks:
+            if "improvement" in check:
+                mlflow.log_metric("validation_baseline_improvement", check["improvement"])
+        mlflow.log_dict({"mode": settings.mode, "checks": checks, **shown, **recorded}, "validation/results.json")
+    details = {"model": name, "version": str(version.version), "mode": settings.mode, "status": status,
+               "checks": "; ".join(describe(c) for c in checks), **shown}
     if passed:
         set_alias(client, name, "challenger", str(version.version), "passed validation", ctx.run_id)
-    elif settings["mode"] == "enabled":
+    elif settings.mode == "enabled":
         raise RegistryError(f"validation failed for {name} version {version.version}: {details['checks']}. "
                             "It was not made @challenger", details)
     return StageOutput(details=details)
