@@ -12,6 +12,7 @@ import pytest
 from {{ cookiecutter.package_name }} import pipeline
 from {{ cookiecutter.package_name }}.config import load_project
 from {{ cookiecutter.package_name }}.contract import load_contracts
+from {{ cookiecutter.package_name }}.data.inputs import training_inputs
 
 pytestmark = pytest.mark.sail
 
@@ -67,9 +68,7 @@ def test_the_registered_model_scores_gold_rows(trained):
     contract = load_contracts(root)[project.source]
     details = summary.stages[-1].details
     model = mlflow.pyfunc.load_model(f"models:/{details['model']}/{details['version']}")
-    rows = rt.read(contract.gold_table).limit(50).toPandas()
-    if project.feature_store:
-        rows = rt.read(f"features_{contract.gold.table}").limit(50).toPandas()
+    rows = training_inputs(rt, project, contract).frame.limit(50).toPandas()  # the features scoring reads
     scored = model.predict(rows)
     assert len(scored) == len(rows)
     if project.problem_type == "classification":
@@ -112,8 +111,7 @@ def test_one_model_per_segment_behind_one_routing_model(trained, tmp_path):
     assert len(children) == int(run.data.metrics["segments_trained"]) >= 2, "each segment logs its own run"
 
     model = mlflow.pyfunc.load_model(f"models:/segmented_model/{details['version']}")
-    table = f"features_{contract.gold.table}" if settings["feature_store"] else contract.gold_table
-    gold = rt.read(table).limit(200).toPandas()
+    gold = training_inputs(rt, load_project(segmented_root), contract).frame.limit(200).toPandas()
     scored = model.predict(gold)
     assert len(scored) == len(gold) and scored["prediction"].notna().all()
     unknown = gold.head(3).assign(**{segment: "never-seen"})
