@@ -249,3 +249,46 @@ def test_the_batches_command_lists_and_refuses_a_skip_without_a_reason(project):
                             cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert pd.read_json(listed.stdout).empty
+
+
+# --- value sanity -------------------------------------------------------------------------------
+
+SNAPSHOTS = """\
+name: snapshots
+format: csv
+options: {header: 'true'}
+path: raw/snapshots
+primary_key: [id]
+event_time: updated
+columns:
+  id: {type: string, required: true}
+  month: {type: date, period: month}
+  updated: {type: timestamp}
+  value: {type: double}
+  note: {type: string}
+quality: {quarantine_threshold: 1.0, max_record_bytes: 2000}
+gold: {table: snapshots, keys: [id], timestamp: month}
+"""
+
+
+def test_non_finite_future_misaligned_and_oversized_values_are_quarantined_by_name(local_runtime, project):
+    (project / "conf" / "contracts" / "snapshots.yml").write_text(SNAPSHOTS)
+    folder = Path(local_runtime.landing_path("raw/snapshots"))
+    folder.mkdir(parents=True)
+    rows = [("ok", "2024-03-01", "2024-03-05 10:00:00", "1.5", "fine"),
+            ("inf", "2024-03-01", "2024-03-05 10:00:00", "Infinity", "x"),
+            ("minus_inf", "2024-03-01", "2024-03-05 10:00:00", "-inf", "x"),
+            ("nan", "2024-03-01", "2024-03-05 10:00:00", "NaN", "x"),
+            ("future", "2024-03-01", "2031-01-01 00:00:00", "1", "x"),
+            ("mid_month", "2024-03-15", "2024-03-05 10:00:00", "1", "x"),
+            ("huge", "2024-03-01", "2024-03-05 10:00:00", "1", "y" * 5000)]
+    pd.DataFrame(rows, columns=["id", "month", "updated", "value", "note"]).to_csv(folder / "s.csv", index=False)
+    summary = ingest_run(local_runtime, project)
+    assert summary.ok, [s.error for s in summary.stages]
+    reasons = {r.id: list(r._failed_expectations) for r in local_runtime.read("quarantine_snapshots").collect()}
+    assert reasons == {
+        "inf": ["finite(value)"], "minus_inf": ["finite(value)"], "nan": ["finite(value)"],
+        "future": ["not_future(updated, 1 days)"], "mid_month": ["period_start(month, month)"],
+        "huge": ["record_size(<= 2000 bytes)"],
+    }
+    assert [r.id for r in local_runtime.read("silver_snapshots").collect()] == ["ok"]
