@@ -12,6 +12,10 @@
     python -m PACKAGE approve --version 3 --reason "reviewed metrics and model card"
     python -m PACKAGE promote --reason "weekly release"        # @challenger -> @champion
     python -m PACKAGE rollback --reason "conversion dropped"   # previous @champion back
+    python -m PACKAGE run ingest --retry-file raw/events/part-7.json   # an unreadable file, fixed in place
+    python -m PACKAGE batches list [--source S]
+    python -m PACKAGE batches skip 3 --reason "supplier sent a broken export"   # audited
+    python -m PACKAGE batches replay 3 --reason "contract fixed"
     python -m PACKAGE stages
 """
 
@@ -22,9 +26,11 @@ import getpass
 import importlib
 import json
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from . import pipeline
 from .config import ConfigError, TargetConfig, load_project, project_root, target_config
@@ -33,6 +39,7 @@ from .contract import FORMATS, load_contracts
 from .ml import registry
 from .runtime import ENGINES, LocalRuntime, PlatformError, open_runtime
 from .runtime.landing import list_landing_files
+from .stages import ingest
 
 USAGE = (__doc__ or "").replace("PACKAGE", str(__package__))
 
@@ -61,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model-name", help="registered model name without catalog and schema (default: "
                      "conf/project.yml)")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    run.add_argument("--retry-file", action="append", default=[], metavar="PATH",
+                     help="read this landing file again although it was unreadable and has not changed "
+                          "(its path relative to the landing volume, as the run reported it; repeatable)")
+
+    batches = commands.add_parser("batches", help="list, skip or replay ingest batches of a source")
+    batches.add_argument("action", choices=["list", "skip", "replay"])
+    batches.add_argument("batch", type=int, nargs="?", help="the batch id (skip and replay)")
+    batches.add_argument("--source", help="contract name (default: the source in conf/project.yml)")
+    batches.add_argument("--reason", help="why (skip and replay): kept in batch_decisions")
+    batches.add_argument("--by", default=None, help="who (default: the current user)")
+    _target_arguments(batches, engine=False)
+    batches.add_argument("--engine", choices=ENGINES, default="sail", help="local engine (default: sail)")
 
     check = commands.add_parser("bundle-check", help="validate databricks.yml and resources/ offline")
     check.add_argument("--target", action="append", dest="targets",
@@ -177,7 +196,30 @@ def run_summary(args: argparse.Namespace, root: Path) -> pipeline.RunSummary:
         if isinstance(rt, LocalRuntime) and "bronze" in stages:
             _sample_data_if_missing(root, rt, stderr)
         return pipeline.run_stages(rt, stages, run_id=args.run_id, root=root, experiment=args.experiment,
-                                   model_name=args.model_name)
+                                   model_name=args.model_name, retry_files=tuple(args.retry_file))
+
+
+def _batches(args: argparse.Namespace, root: Path) -> int:
+    """``batches list|skip|replay``: the ingest batches of one source, and decisions about them."""
+    if args.action != "list" and (args.batch is None or not args.reason):
+        raise ConfigError(f"batches {args.action} needs a batch id and --reason. Fix: e.g. batches {args.action} 3 "
+                          "--reason 'supplier resent the file'")
+    target = target_config(root, args.target)
+    with open_runtime(target.name, args.catalog or target.catalog, args.schema or target.schema, target.platform,
+                      local_dir=args.local_dir or root / ".local", engine=args.engine) as rt:
+        ctx = pipeline.run_context(rt, root, uuid.uuid4().hex)
+        source = args.source or ctx.project.source
+        if source not in ctx.contracts:
+            raise ConfigError(f"unknown source {source!r}; contracts: {', '.join(ctx.contracts)}")
+        contract, who = ctx.contracts[source], args.by or getpass.getuser()
+        if args.action == "list":
+            result: Any = ingest.batch_overview(rt, contract)
+        elif args.action == "skip":
+            result = ingest.skip_batch(rt, ctx, contract, args.batch, args.reason, who)
+        else:
+            result = ingest.replay_batch(rt, ctx, contract, args.batch, args.reason, who)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
 
 
 def _run(args: argparse.Namespace, root: Path) -> int:
@@ -228,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sample_data(args, root)
         if args.command == "contract":
             return _contract_draft(args, root)
+        if args.command == "batches":
+            return _batches(args, root)
         if args.command in ("approve", "promote", "rollback"):
             return _registry(args, root)
         if args.command == "bench":

@@ -31,6 +31,8 @@ class RunContext:
     # The target may approve its own validated versions (local only).
     auto_approve: bool = False
     log: Callable[[str], None] = stderr
+    # Unreadable landing files (landing keys) bronze should try again although they have not changed.
+    retry_files: tuple[str, ...] = ()
     # Decisions shared between the stages of one run (e.g. the check stage's ``retrain``).
     state: dict[str, object] = field(default_factory=dict)
 

@@ -29,6 +29,7 @@ ROW_LEVEL = {
     "expect_column_values_to_match_regex",
 }
 COLUMN_KEYS = {"source", "type", "required", "min", "max", "allowed", "pattern", "categorical", "format", "description",
+               "period",
                "true_values", "false_values",
                "decimal_separator"}
 TOP_KEYS = {"name", "description", "format", "path", "options", "primary_key", "event_time", "label", "columns",
@@ -37,6 +38,11 @@ GOLD_KEYS = {"table", "keys", "group_by", "timestamp", "columns", "fill_missing_
 FEATURE_KEYS = {"lags", "windows", "changes", "calendar"}
 # Step of the zero-filled period grid of an aggregating gold table.
 FILL_STEPS = ("day", "week", "month")
+# Periods a date or timestamp column's values may be required to start (``period: month``).
+PERIODS = ("day", "week", "month", "quarter", "year")
+# Value sanity defaults: event times at most this many days ahead; records of at most this many bytes.
+MAX_FUTURE_DAYS = 1.0
+MAX_RECORD_BYTES = 1_000_000
 # Parts of the gold timestamp the features stage can add as calendar features.
 CALENDAR_PARTS = ("day_of_week", "day_of_month", "day_of_year", "week_of_year", "month", "quarter", "year")
 
@@ -54,6 +60,8 @@ class Column:
     categorical: bool = False
     format: str | None = None
     decimal_separator: str = "."
+    # The period every value must start (a date column of monthly snapshots: month); None: any value.
+    period: str | None = None
     true_values: tuple[str, ...] = ("true", "yes", "y", "1", "t")
     false_values: tuple[str, ...] = ("false", "no", "n", "0", "f")
 
@@ -136,6 +144,10 @@ class Contract:
     features: Features = field(default_factory=Features)
     options: dict[str, str] = field(default_factory=dict)
     quarantine_threshold: float = 0.1
+    # Value sanity: rows with an event time more than this many days ahead (None: no bound), or
+    # whose raw record exceeds this many bytes, are quarantined with the reason.
+    max_future_days: float | None = MAX_FUTURE_DAYS
+    max_record_bytes: int | None = MAX_RECORD_BYTES
     extra_expectations: tuple[Expectation, ...] = ()
     source_file: Path | None = None
 
@@ -206,6 +218,10 @@ def _column(path: Path, name: str, spec: Any) -> Column:
     ctype = spec.get("type", "string")
     if ctype not in TYPES:
         raise _fail(path, f"columns.{name}.type", f"{ctype!r} is not one of {', '.join(TYPES)}")
+    period = spec.get("period")
+    if period is not None and (ctype not in ("date", "timestamp") or period not in PERIODS):
+        raise _fail(path, f"columns.{name}.period", f"{period!r}: a date or timestamp column's period is one of "
+                    f"{', '.join(PERIODS)}")
     allowed = spec.get("allowed")
     return Column(
         name=name,
@@ -219,6 +235,7 @@ def _column(path: Path, name: str, spec: Any) -> Column:
         categorical=bool(spec.get("categorical", False)),
         format=spec.get("format"),
         decimal_separator=str(spec.get("decimal_separator", ".")),
+        period=period,
         true_values=tuple(str(v).lower() for v in spec.get("true_values", Column.true_values)),
         false_values=tuple(str(v).lower() for v in spec.get("false_values", Column.false_values)),
     )
@@ -410,6 +427,11 @@ def load_contract(path: Path, root: Path) -> Contract:
     threshold = float(quality.get("quarantine_threshold", 0.1))
     if not 0 <= threshold <= 1:
         raise _fail(path, "quality.quarantine_threshold", f"{threshold} must be between 0 and 1")
+    future = quality.get("max_future_days", MAX_FUTURE_DAYS)
+    record_bytes = quality.get("max_record_bytes", MAX_RECORD_BYTES)
+    for key, value in (("max_future_days", future), ("max_record_bytes", record_bytes)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise _fail(path, f"quality.{key}", f"{value!r} must be a number >= 0 (null: no bound)")
     extra = ()
     if quality.get("expectations_file"):
         extra = _expectations_file(path, root, quality["expectations_file"], names)
@@ -426,6 +448,8 @@ def load_contract(path: Path, root: Path) -> Contract:
     return Contract(
         name=name, format=raw["format"], path=str(raw["path"]), primary_key=keys, event_time=event_time,
         columns=columns, gold=gold, label=label, features=features, options=options, quarantine_threshold=threshold,
+        max_future_days=None if future is None else float(future),
+        max_record_bytes=None if record_bytes is None else int(record_bytes),
         extra_expectations=extra, source_file=path,
     )
 

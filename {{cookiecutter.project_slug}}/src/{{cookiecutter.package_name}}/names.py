@@ -28,6 +28,10 @@ LANDING_VOLUME = "landing"
 # Tables the project writes besides the per-source medallion tables (see contract.Contract).
 RUNS_TABLE = "pipeline_runs"
 INGEST_LOG_TABLE = "ingest_log"
+# Landing files that could not be read (path, reason): the other files of their batch go on.
+INGEST_ERRORS_TABLE = "ingest_errors"
+# Who skipped or replayed which ingest batch, when and why.
+BATCH_DECISIONS_TABLE = "batch_decisions"
 INGEST_STATE_TABLE = "ingest_state"
 INGEST_METRICS_TABLE = "ingest_metrics"
 VALIDATION_RESULTS_TABLE = "validation_results"

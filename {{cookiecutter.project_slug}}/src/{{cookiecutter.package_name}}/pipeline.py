@@ -179,7 +179,8 @@ def describe(details: dict[str, object]) -> list[str]:
 
 
 def run_context(rt: Runtime, root: Path, run_id: str, log: Callable[[str], None] = stderr,
-                experiment: str | None = None, model_name: str | None = None) -> RunContext:
+                experiment: str | None = None, model_name: str | None = None,
+                retry_files: tuple[str, ...] = ()) -> RunContext:
     """Everything the stages share, read once: the project configuration, the contracts, the
     registered model name on this runtime, the experiment and the target's approval rule."""
     project = load_project(root)
@@ -190,7 +191,8 @@ def run_context(rt: Runtime, root: Path, run_id: str, log: Callable[[str], None]
     return RunContext(root=root, run_id=run_id, project=project, contracts=contracts,
                       model_name=rt.model_name(model_name or project.model_name),
                       experiment=experiment or project.experiment,
-                      auto_approve=target_config(root, rt.target).auto_approve, log=log)
+                      auto_approve=target_config(root, rt.target).auto_approve, log=log,
+                      retry_files=tuple(retry_files))
 
 
 def run_stages(
@@ -201,11 +203,12 @@ def run_stages(
     root: Path | None = None,
     experiment: str | None = None,
     model_name: str | None = None,
+    retry_files: tuple[str, ...] = (),
 ) -> RunSummary:
     """Run stages in order, stopping at the first failure, and record every attempt."""
     stages = resolve_stages(names)
     summary = RunSummary(run_id or uuid.uuid4().hex, rt.target, rt.platform, rt.catalog, rt.schema)
-    ctx = run_context(rt, root or project_root(), summary.run_id, log, experiment, model_name)
+    ctx = run_context(rt, root or project_root(), summary.run_id, log, experiment, model_name, retry_files)
     started: dict[str, datetime] = {}
     for index, name in enumerate(stages, start=1):
         log(f"[{index}/{len(stages)}] {name} ...")

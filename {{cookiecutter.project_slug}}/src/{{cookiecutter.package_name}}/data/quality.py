@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..contract import Column, Contract, Expectation
-from ..names import BRONZE_META, CORRUPT, INGEST_DATE, INGESTED_AT
+from ..names import BRONZE_META, CORRUPT, INGEST_DATE, INGESTED_AT, RESCUED
 from .transforms import latest_per_key
 
 FAILED = "_failed_expectations"
@@ -86,6 +86,41 @@ def type_check_name(column: Column) -> str:
     return f"type({column.name} as {column.type})"
 
 
+def sanity_failures(typed: DataFrame, bronze_size: SparkColumn, contract: Contract) -> list[SparkColumn]:
+    """Values that parse but cannot be right, each named: non-finite numbers, event times beyond
+    the future bound, dates that do not start their declared period, oversized records."""
+    checks = []
+    for col in contract.columns:
+        value = F.col(_q(col.name))
+        if col.type == "double":
+            infinite = value.isin(float("inf"), float("-inf"))
+            checks.append(F.when(F.isnan(value) | infinite, F.lit(f"finite({col.name})")))
+        if col.period:
+            start = F.date_trunc(col.period, value.cast("timestamp"))
+            checks.append(F.when(value.isNotNull() & (value.cast("timestamp") != start),
+                                 F.lit(f"period_start({col.name}, {col.period})")))
+    if contract.event_time and contract.max_future_days is not None:
+        seconds = int(contract.max_future_days * 86400)
+        bound = F.current_timestamp() + F.expr(f"INTERVAL {seconds} SECONDS")
+        checks.append(F.when(F.col(_q(contract.event_time)).cast("timestamp") > bound,
+                             F.lit(f"not_future({contract.event_time}, {contract.max_future_days:g} days)")))
+    if contract.max_record_bytes is not None:
+        checks.append(F.when(bronze_size > F.lit(contract.max_record_bytes),
+                             F.lit(f"record_size(<= {contract.max_record_bytes} bytes)")))
+    return checks
+
+
+def raw_size(bronze: DataFrame, contract: Contract) -> SparkColumn:
+    """Bytes of a raw record as bronze holds it: its contract columns, unknown fields and any
+    malformed text."""
+    parts = [F.coalesce(F.octet_length(F.col(_q(c.name))), F.lit(0)) for c in contract.columns]
+    parts += [F.coalesce(F.octet_length(F.col(c)), F.lit(0)) for c in (RESCUED, CORRUPT) if c in bronze.columns]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
 def typed_with_failures(bronze: DataFrame, contract: Contract) -> DataFrame:
     """Cast every contract column and add ``_failed_expectations`` (names of failed row-level
     expectations and type checks) and ``_status``: malformed, quarantined or valid."""
@@ -97,16 +132,18 @@ def typed_with_failures(bronze: DataFrame, contract: Contract) -> DataFrame:
     meta = [c for c in BRONZE_META if c in bronze.columns]
     typed = bronze.select(
         *[casts[c.name].alias(c.name) for c in contract.columns],
+        raw_size(bronze, contract).alias("_raw_bytes"),
         F.array(*type_errors).alias("_type_errors") if type_errors else F.array().cast("array<string>").alias(
             "_type_errors"),
         *meta,
     )
     checks = [F.when(expectation_failed(e), F.lit(e.name)) for e in contract.expectations() if e.row_level]
+    checks += sanity_failures(typed, F.col("_raw_bytes"), contract)
     failed = F.array_compact(F.concat(F.col("_type_errors"), F.array(*checks) if checks else F.array()))
     status = (F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed"))
               .when(F.size(FAILED) > 0, F.lit("quarantined"))
               .otherwise(F.lit("valid")))
-    return typed.withColumn(FAILED, failed).drop("_type_errors").withColumn(STATUS, status)
+    return typed.withColumn(FAILED, failed).drop("_type_errors", "_raw_bytes").withColumn(STATUS, status)
 
 
 def order_columns(contract: Contract) -> list[str]:

@@ -6,20 +6,21 @@ Sail with Delta, or a JVM SparkSession) elsewhere; both implement ``Runtime`` (`
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import LandedFile, PlatformError, Runtime, check_name, on_databricks
+from .base import KnownFiles, LandedFile, PlatformError, Runtime, check_name, on_databricks
 from .databricks import DatabricksRuntime
 from .engines import ENGINES, start_jvm, start_sail, stop_engine
-from .local import LocalRuntime
+from .local import LocalRuntime, RunLock, RunLockHeld
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = [
-    "ENGINES", "DatabricksRuntime", "LandedFile", "LocalRuntime", "PlatformError", "Runtime", "check_name",
+    "ENGINES", "DatabricksRuntime", "KnownFiles", "LandedFile", "LocalRuntime", "PlatformError", "RunLock", "RunLockHeld", "Runtime", "check_name",
     "on_databricks", "open_runtime", "start_jvm", "start_sail", "stop_engine",
 ]
 
@@ -51,16 +52,23 @@ def open_runtime(
         raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
     local_dir = Path(local_dir or ".local").resolve()
     local_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(local_dir / "locks" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', target)}.lock")
+    lock.acquire()  # before the engine starts: a second run fails at once, naming the first
     server = None
     owns_engine = spark is None
-    if spark is None:
-        if engine == "sail":
-            spark, server = start_sail()
-        else:
-            spark = start_jvm(Path(tempfile.mkdtemp(prefix="spark-", dir=local_dir)))
+    try:
+        if spark is None:
+            if engine == "sail":
+                spark, server = start_sail()
+            else:
+                spark = start_jvm(Path(tempfile.mkdtemp(prefix="spark-", dir=local_dir)))
+    except BaseException:
+        lock.release()
+        raise
     runtime = LocalRuntime(
         target=target, catalog=catalog, schema=schema, spark=spark, local_dir=local_dir, engine=engine
     )
     runtime._server = server
     runtime._owns_engine = owns_engine
+    runtime._lock = lock
     return runtime

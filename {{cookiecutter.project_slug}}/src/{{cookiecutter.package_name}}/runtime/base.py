@@ -27,12 +27,27 @@ if TYPE_CHECKING:
 
 @dataclass
 class LandedFile:
-    """A landing file appended to bronze, with its record count."""
+    """A landing file bronze looked at: appended with its record count (``ingested``), left out
+    because it cannot be read (``unreadable``, with the reason), or already ingested and since
+    rewritten or appended to (``changed``: reported, re-ingested only with ``allowOverwrites``)."""
 
     path: str
     records: int
     size: int | None = None
     modified: datetime | None = None
+    status: str = "ingested"
+    reason: str | None = None
+
+
+@dataclass
+class KnownFiles:
+    """What bronze already knows about a source's files, by landing key (the path relative to the
+    landing volume): size and modification time when ingested, or when they could not be read."""
+
+    ingested: dict[str, tuple[int | None, datetime | None]] = field(default_factory=dict)
+    unreadable: dict[str, tuple[int | None, datetime | None]] = field(default_factory=dict)
+    # Unreadable files to try again although they have not changed (``run --retry-file``).
+    retry: set[str] = field(default_factory=set)
 
 
 class PlatformError(RuntimeError):
@@ -104,9 +119,9 @@ class Runtime(ABC):
         return self.volume_path(LANDING_VOLUME, *Path(path).parts)
 
     @abstractmethod
-    def ingest_landing(self, contract: Contract, table: str, batch_id: int, seen: set[str]) -> list[LandedFile]:
+    def ingest_landing(self, contract: Contract, table: str, batch_id: int, known: KnownFiles) -> list[LandedFile]:
         """Append the landing files of ``contract`` not ingested yet to the bronze ``table``, exactly
-        once, tagged with ``batch_id``; return what was appended (an empty list when nothing is new)."""
+        once, tagged with ``batch_id``; return every file looked at (an empty list when nothing is new)."""
 
     @abstractmethod
     def write_feature_table(self, df: DataFrame, name: str, keys: list[str], timestamp: str,
@@ -120,6 +135,26 @@ class Runtime(ABC):
 
     def delete_where(self, name: str, condition: str) -> None:
         self.spark.sql(f"DELETE FROM {self.sql_ref(name)} WHERE {condition}").collect()
+
+    def delete_matching(self, name: str, keys: DataFrame) -> None:
+        """Delete the rows whose ``keys`` columns equal a row of ``keys``: values travel as data
+        (a MERGE with a view), never pasted into SQL text, so any file name or value is safe."""
+        if not self.exists(name):
+            return
+        view = f"_delete_keys_{uuid.uuid4().hex[:12]}"
+        keys.createOrReplaceTempView(view)
+        self._views.append(view)
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys.columns)
+        self.spark.sql(f"MERGE INTO {self.sql_ref(name)} t USING {view} s ON {condition} "
+                       "WHEN MATCHED THEN DELETE").collect()
+
+    def replace_matching(self, df: DataFrame, name: str, keys: DataFrame) -> None:
+        """``delete_matching`` then append ``df``: a retried write never duplicates."""
+        if self.exists(name):
+            self.delete_matching(name, keys)
+            self.write(df, name, mode="append")
+        else:
+            self.write(df, name, mode="overwrite")
 
     def replace_rows(self, df: DataFrame, name: str, condition: str) -> None:
         """Delete the rows matching ``condition``, then append ``df``: a retried write never duplicates."""

@@ -9,7 +9,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ..names import BATCH, CORRUPT, INGESTED_AT, LABEL, LANDING_VOLUME, RESCUED, SOURCE_FILE
-from .base import LandedFile, Runtime, check_name
+from .base import KnownFiles, LandedFile, Runtime, check_name
+from .landing import FILE_OPTIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -72,8 +73,10 @@ class DatabricksRuntime(Runtime):
         return FeatureEngineeringClient().create_training_set(
             df=labels, feature_lookups=[lookup], label=LABEL).load_df()
 
-    def ingest_landing(self, contract: Contract, table: str, batch_id: int, seen: set[str]) -> list[LandedFile]:
-        """Auto Loader: the checkpoint in the landing volume makes ingestion exactly once."""
+    def ingest_landing(self, contract: Contract, table: str, batch_id: int, known: KnownFiles) -> list[LandedFile]:
+        """Auto Loader: the checkpoint in the landing volume makes ingestion exactly once (``known``
+        is the local runtime's bookkeeping; the checkpoint plays its part here, and Auto Loader's
+        ``cloudFiles.allowOverwrites`` decides about rewritten files)."""
         from pyspark.sql import functions as F
 
         schema = ", ".join(f"`{c.source}` STRING" for c in contract.columns) + f", `{CORRUPT}` STRING"
@@ -85,7 +88,7 @@ class DatabricksRuntime(Runtime):
             .option("cloudFiles.schemaEvolutionMode", "rescue")
             .option("rescuedDataColumn", RESCUED)
             .option("columnNameOfCorruptRecord", CORRUPT)
-            .options(**contract.options)
+            .options(**{("cloudFiles." + k if k in FILE_OPTIONS else k): v for k, v in contract.options.items()})
             .schema(schema)
             .load(self.landing_path(contract.path))
             .select(

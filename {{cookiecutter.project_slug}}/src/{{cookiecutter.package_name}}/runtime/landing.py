@@ -83,6 +83,40 @@ def list_landing_files(folder: Path) -> list[Path]:
     )
 
 
+def landing_key(path: Path, landing_root: Path) -> str:
+    """How the ingest log names a file: its path relative to the landing volume (so a moved or
+    copied project knows its files), or the absolute path of a file outside it."""
+    try:
+        return path.resolve().relative_to(landing_root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+# File suffixes each format's files may have (none: any); a file named otherwise, e.g. a stray
+# README.md or a spreadsheet, is reported as unreadable instead of being parsed as data.
+FORMAT_SUFFIXES = {
+    "csv": {".csv", ".tsv", ".txt", ".tab", ".dat", ""},
+    "json": {".json", ".jsonl", ".ndjson", ".txt", ""},
+    "parquet": {".parquet", ".pq", ""},
+}
+SNIFF_BYTES = 8192
+
+
+def unreadable_reason(path: Path, file_format: str) -> str | None:
+    """Why a landing file cannot be data of ``file_format`` before reading it, or None."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMAT_SUFFIXES[file_format]:
+        return f"not a {file_format} file (its name ends in {suffix})"
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    if file_format != "parquet":
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+        if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return "binary content (NUL bytes), not text"
+    return None
+
+
 # Auto Loader's reader options that the local readers honour, per format (Spark's CSV and JSON
 # option names).  Any other option is an error naming it: nothing is silently ignored.
 LOCAL_OPTIONS = {
@@ -91,6 +125,10 @@ LOCAL_OPTIONS = {
     "json": {"multiLine", "dateFormat", "timestampFormat"},
     "parquet": set(),
 }
+# Options about which files to read rather than how to parse them, honoured for every format.
+FILE_OPTIONS = {"allowOverwrites"}
+for _honoured in LOCAL_OPTIONS.values():
+    _honoured |= FILE_OPTIONS
 
 
 def check_local_options(contract: Contract) -> None:

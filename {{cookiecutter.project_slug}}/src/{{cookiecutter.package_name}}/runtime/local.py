@@ -4,17 +4,20 @@ as folders, and MLflow with a sqlite store and artifacts under ``<local_dir>``."
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import ConfigError
 from ..names import BATCH, INGESTED_AT, SOURCE_FILE
-from .base import LandedFile, Runtime, check_name
+from .base import KnownFiles, LandedFile, PlatformError, Runtime, check_name
 from .engines import stop_engine
-from .landing import list_landing_files, read_landing_file
+from .landing import landing_key, list_landing_files, read_landing_file, unreadable_reason
 from .lookup import point_in_time_join
 
 if TYPE_CHECKING:
@@ -23,12 +26,56 @@ if TYPE_CHECKING:
     from ..contract import Contract
 
 
+class RunLockHeld(PlatformError):
+    """Another run of the same project and target is writing its tables."""
+
+
+def _same(known: tuple[int | None, datetime | None], seen: tuple[int, datetime]) -> bool:
+    """The same file as recorded: size and modification time (to the second) unchanged."""
+    size, modified = known
+    return size == seen[0] and (modified is None or abs((modified - seen[1]).total_seconds()) < 1)
+
+
+@dataclass
+class RunLock:
+    """One writer per project and target: an exclusive ``flock`` on ``.local/locks/<target>.lock``.
+    The operating system releases it when the process ends, however it ends, so a killed run
+    never leaves a stale lock; the file says who holds it."""
+
+    path: Path
+    _handle: Any = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "a process that has not written its name yet"
+            handle.close()
+            raise RunLockHeld(f"another run ({holder}) holds {self.path}. Fix: wait for it to finish (the lock "
+                              "is released when that process ends), or use another --local-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, started at {datetime.now().isoformat(timespec='seconds')}")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
 @dataclass
 class LocalRuntime(Runtime):
     local_dir: Path = Path(".local")
     engine: str = "sail"
     _server: Any = None
     _owns_engine: bool = False
+    _lock: RunLock | None = None
     platform: str = "local"
 
     def path(self, name: str) -> Path:
@@ -117,34 +164,59 @@ class LocalRuntime(Runtime):
                      lookback: timedelta | None) -> DataFrame:
         return point_in_time_join(labels, self.read(feature_table), keys, timestamp, timestamp, lookback)
 
-    def ingest_landing(self, contract: Contract, table: str, batch_id: int, seen: set[str]) -> list[LandedFile]:
-        """Incremental batch ingestion: every file not in ``seen`` (the ingest log) is read, tagged
-        with its path and appended.  Rows of those files from an interrupted earlier attempt are
-        deleted first, so a retry never duplicates."""
+    def ingest_landing(self, contract: Contract, table: str, batch_id: int, known: KnownFiles) -> list[LandedFile]:
+        """Incremental batch ingestion of the files ``known`` has not ingested.  Each file is read
+        on its own: one that cannot be read is returned as ``unreadable`` with the reason and the
+        others go on.  A rewritten or appended file is ``changed``; it is read again only when the
+        contract sets ``allowOverwrites`` (Auto Loader's option).  Rows of the files from an
+        interrupted earlier attempt are deleted first, so a retry never duplicates."""
+        import pyarrow as pa
         from pyspark.sql import functions as F
 
-        new = [f for f in list_landing_files(Path(self.landing_path(contract.path))) if str(f) not in seen]
-        if not new:
-            return []
-        frames = [read_landing_file(self.spark, path, contract) for path in new]
-        batch = frames[0]
-        for frame in frames[1:]:
-            batch = batch.unionByName(frame)
-        batch = batch.withColumn(INGESTED_AT, F.current_timestamp()).withColumn(
-            BATCH, F.lit(batch_id).cast("bigint"))
-        names = ", ".join("'" + str(p).replace("'", "''") + "'" for p in new)
-        self.replace_rows(batch, table, f"{SOURCE_FILE} IN ({names})")
-        counts = {
-            row[SOURCE_FILE]: int(row["count"])
-            for row in self.read(table).where(F.col(BATCH) == batch_id).groupBy(SOURCE_FILE).count().collect()
-        }
-        return [
-            LandedFile(str(p), counts.get(str(p), 0), p.stat().st_size,
-                       datetime.fromtimestamp(p.stat().st_mtime))
-            for p in new
-        ]
+        root = Path(self.landing_path(""))
+        overwrites = contract.options.get("allowOverwrites", "false").lower() == "true"
+        looked: list[LandedFile] = []
+        tables: dict[str, Any] = {}
+        for path in list_landing_files(Path(self.landing_path(contract.path))):
+            key = landing_key(path, root)
+            stat = path.stat()
+            seen = (stat.st_size, datetime.fromtimestamp(stat.st_mtime))
+            file = LandedFile(key, 0, *seen)
+            if key in known.ingested:
+                if _same(known.ingested[key], seen):
+                    continue
+                if not overwrites:
+                    looked.append(replace(file, status="changed", reason="rewritten or appended to after it "
+                                          "was ingested; not read again (set allowOverwrites: \"true\" to re-ingest)"))
+                    continue
+            elif key in known.unreadable and _same(known.unreadable[key], seen) and key not in known.retry:
+                continue
+            reason = unreadable_reason(path, contract.format)
+            if reason is None:
+                try:
+                    tables[key] = read_landing_file(self.spark, path, contract).withColumn(
+                        SOURCE_FILE, F.lit(key)).toArrow()
+                except (ConfigError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # any reader failure is this file's, reported with its reason
+                    reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+                else:
+                    if tables[key].num_rows == 0:
+                        reason = "no records"
+                        del tables[key]
+            looked.append(replace(file, status="unreadable", reason=reason) if reason else file)
+        if not tables:
+            return looked
+        batch = self.spark.createDataFrame(pa.concat_tables(list(tables.values()), promote_options="default"))
+        batch = batch.withColumn(INGESTED_AT, F.current_timestamp()).withColumn(BATCH, F.lit(batch_id).cast("bigint"))
+        files = self.spark.createDataFrame([(key,) for key in tables], f"{SOURCE_FILE} string")
+        self.replace_matching(batch, table, files)
+        counts = {key: table.num_rows for key, table in tables.items()}
+        return [replace(f, records=counts[f.path]) if f.path in counts else f for f in looked]
 
     def close(self) -> None:
         super().close()
         if self._owns_engine:
             stop_engine(self.spark, self._server)
+        if self._lock is not None:
+            self._lock.release()

@@ -80,7 +80,8 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     rows += [(ctx.run_id, name, version_number, str(period), "performance", m, float(v), bounds.get(m),
               m in breached_metrics, labelled, now) for m, v in metrics.items()]
     frame = rt.spark.createDataFrame(rows, DRIFT_SCHEMA)
-    rt.replace_rows(frame, DRIFT_TABLE, f"model_version = '{version_number}' AND period = '{period}'")
+    rt.replace_matching(frame, DRIFT_TABLE, rt.spark.createDataFrame([(str(version_number), str(period))],
+                                                                      "model_version string, period string"))
     drifted = [r.column for r in results if r.drifted]
     chart = psi_chart(results, threshold, f"PSI, {timestamp} {period}, {name} v{version_number}",
                   Path(rt.volume_path(LANDING_VOLUME, "reports", "monitoring", f"psi_{period}_v{version_number}.png")))
