@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError
+from . import schema as file_schema
+from .config import ConfigError, check_schema, yaml_error
 from .names import INGEST_COLUMNS, LABEL
 
 FORMATS = ("json", "csv", "parquet")
@@ -371,8 +372,12 @@ def load_contract(path: Path, root: Path) -> Contract:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such contract") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_error(path, exc)) from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a contract is a mapping")
+        raise ConfigError(f"{path}: a contract is a mapping (key: value lines), not {type(raw).__name__}. Fix: "
+                          "start from a shipped contract or `contract draft`")
+    check_schema(path, file_schema.ContractFile, raw)
     unknown = set(raw) - TOP_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
