@@ -435,6 +435,15 @@ def load_contract(path: Path, root: Path) -> Contract:
     )
 
 
+def source_contract(root: Path, source: str) -> Contract:
+    """The contract conf/project.yml's ``source`` names, or an error listing the contracts there are."""
+    contracts = load_contracts(root)
+    if source not in contracts:
+        raise ConfigError(f"{root / 'conf' / 'project.yml'}: source: {source!r} names no contract in conf/contracts/. "
+                          f"Fix: use one of {', '.join(contracts)}")
+    return contracts[source]
+
+
 def load_contracts(root: Path) -> dict[str, Contract]:
     folder = root / "conf" / "contracts"
     contracts = {}
