@@ -397,7 +397,8 @@ def load_contract(path: Path, root: Path) -> Contract:
     keys = tuple(raw["primary_key"]) if isinstance(raw["primary_key"], list) else (raw["primary_key"],)
     for key in keys:
         if key not in names:
-            raise _fail(path, "primary_key", f"{key!r} is not a column")
+            raise _fail(path, "primary_key", f"{key!r} is not a column. Fix: use columns of this contract "
+                        f"({', '.join(sorted(names))})")
     event_time = raw.get("event_time")
     if event_time is not None and event_time not in names:
         raise _fail(path, "event_time", f"{event_time!r} is not a column (use null when the source has none: "

@@ -160,7 +160,7 @@ def project_problems(project: ProjectFile) -> list[tuple[str, Any, str, str]]:
                     value = getattr(bounds, side)
                     if value is not None and not 0 <= value <= 1:
                         found.append((f"{section}.{metric}.{side}", value, f"is outside 0..1, the range of {metric}",
-                                      f"a share such as 0.6 (not 60 or 1.5)"))
+                                      "a share such as 0.6 (not 60 or 1.5)"))
     return found
 
 
@@ -385,7 +385,9 @@ def _line(path: Path, model: type[BaseModel], error: Any) -> str:
         return f"{path}: {key}: is required. Fix: add it{hint}"
     info, _ = _locate(model, loc)
     fix = info.description if info is not None and info.description else "see the comments in the template's file"
-    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "should be", 1)
+    message = error["msg"].removeprefix("Value error, ")
+    for subject in ("Input should", "String should", "List should", "Dictionary should"):
+        message = message.replace(subject, "should", 1)
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         message = f"must be a mapping, not {type(value).__name__}"
     elif kind == "list_type":
@@ -393,12 +395,26 @@ def _line(path: Path, model: type[BaseModel], error: Any) -> str:
     return f"{path}: {key}: {_shown(value)} {message[0].lower()}{message[1:]}. Fix: {fix}"
 
 
+def _without_renamed(model: type[BaseModel], errors: list[Any]) -> list[Any]:
+    """A misspelled key is one mistake, not two: drop "X is required" when an unknown key beside
+    it is close to X (the unknown-key line already says "did you mean X?")."""
+    renamed = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            loc = tuple(error["loc"])
+            parent = _parent(model, loc[:-1])
+            for close in difflib.get_close_matches(str(loc[-1]), _keys(parent) if parent else [], n=1):
+                renamed.add((*loc[:-1], close))
+    return [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in renamed)]
+
+
 def problems(path: Path, model: type[BaseModel], raw: Any) -> tuple[BaseModel | None, list[str]]:
     """The file read as ``model``, or None and one line per problem."""
     try:
         parsed = model.model_validate(raw)
     except ValidationError as exc:
-        lines = list(dict.fromkeys(_line(path, model, error) for error in exc.errors()))
+        errors = exc.errors()
+        lines = list(dict.fromkeys(_line(path, model, error) for error in _without_renamed(model, errors)))
         return None, lines
     extra: list[tuple[str, Any, str, str]] = project_problems(parsed) if isinstance(parsed, ProjectFile) else []
     return (None if extra else parsed), [f"{path}: {key}: {_shown(value)} {what}. Fix: {fix}"
