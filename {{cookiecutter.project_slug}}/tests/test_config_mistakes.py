@@ -270,3 +270,17 @@ def test_a_bad_gold_expression_stops_the_run_before_bronze(make_root, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "gold.columns.broken: 'greatst(1, 2)' is not a valid SQL expression" in result.stderr
     assert "Fix:" in result.stderr and not list((root / ".local").rglob("*bronze*"))
+
+
+@pytest.mark.sail
+def test_a_format_with_quoted_text_reaches_spark_as_a_literal(sail_spark):
+    """``yyyy-MM-dd'T'HH:mm:ss`` used to be pasted into SQL inside quotes, which broke the statement."""
+    from datetime import datetime
+
+    from {{ cookiecutter.package_name }}.contract import Column
+    from {{ cookiecutter.package_name }}.data.quality import cast_expression
+
+    frame = sail_spark.createDataFrame([("2024-01-05T10:11:12",), ("05/01/2024",)], "stamp string")
+    column = Column("stamp", "timestamp", format="yyyy-MM-dd'T'HH:mm:ss")
+    values = [row.t for row in frame.select(cast_expression(column).alias("t")).collect()]
+    assert values == [datetime(2024, 1, 5, 10, 11, 12), None]
