@@ -58,7 +58,7 @@ def test_unknown_target_lists_known_ones():
 def test_bad_platform_names_file_and_key(project_copy):
     path = project_copy / "conf" / "targets.yml"
     path.write_text(path.read_text().replace("platform: local", "platform: laptop"))
-    with pytest.raises(ConfigError, match=r"targets.yml: targets.local.platform is 'laptop'"):
+    with pytest.raises(ConfigError, match=r"targets.yml: targets.local.platform: 'laptop' should be 'local'. Fix: local"):
         load_targets(project_copy)
 
 
@@ -105,7 +105,7 @@ def test_contract_errors_name_the_file_and_key(tmp_path):
     path = tmp_path / "bad.yml"
     path.write_text("name: bad\nformat: xml\npath: x\nprimary_key: [id]\ncolumns: {id: string}\n"
                     "gold: {table: t, keys: [id], timestamp: _ingest_date}\n")
-    with pytest.raises(ConfigError, match=r"bad.yml: format: 'xml' is not one of json, csv, parquet"):
+    with pytest.raises(ConfigError, match=r"bad.yml: format: 'xml' should be 'json', 'csv' or 'parquet'. Fix: json, csv or parquet"):
         load_contract(path, tmp_path)
     path.write_text(path.read_text().replace("xml", "csv").replace("[id]\ncolumns", "[key]\ncolumns"))
     with pytest.raises(ConfigError, match=r"bad.yml: primary_key: 'key' is not a column"):

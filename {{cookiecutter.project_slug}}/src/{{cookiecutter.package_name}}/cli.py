@@ -35,7 +35,7 @@ from typing import Any
 from . import pipeline
 from .config import ConfigError, TargetConfig, load_project, project_root, target_config
 from .context import StageFailure, stderr
-from .contract import FORMATS, load_contracts
+from .contract import FORMATS, load_contracts, source_contract
 from .ml import registry
 from .runtime import ENGINES, LocalRuntime, PlatformError, open_runtime
 from .runtime.landing import list_landing_files
@@ -166,12 +166,12 @@ def _target_arguments(parser: argparse.ArgumentParser, engine: bool = True) -> N
 
 def _sample_data_if_missing(root: Path, rt: LocalRuntime, log: Callable[[str], None]) -> None:
     """A local run on an empty landing folder starts from the shipped sample data."""
-    contract = load_contracts(root)[load_project(root).source]
+    contract = source_contract(root, load_project(root).source)
     folder = Path(rt.landing_path(contract.path))
     if folder.is_dir() and list_landing_files(folder):
         return
     sample_data = _tool("sample_data")
-    if contract.name not in sample_data.SOURCES:
+    if sample_data.SHIPPED_PATHS.get(contract.name) != contract.path:
         raise ConfigError(f"no landing files for source {contract.name!r} in {folder} (path: {contract.path} in "
                           f"{contract.source_file}). Fix: put its {contract.format} files there, or correct path "
                           "in the contract")
@@ -237,6 +237,9 @@ def _sample_data(args: argparse.Namespace, root: Path) -> int:
     contracts = load_contracts(root)
     if source not in contracts:
         raise ConfigError(f"unknown source {source!r}; contracts: {', '.join(contracts)}")
+    if source not in _tool("sample_data").SOURCES:
+        raise ConfigError(f"sample-data generates only the shipped sources ({', '.join(_tool('sample_data').SOURCES)}), "
+                          f"not {source!r}. Fix: land {source}'s own files in its landing folder")
     out = args.out
     if out is None:
         target = target_config(root, args.target)

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from . import schema as file_schema
+
 BUNDLE_FILE = "databricks.yml"
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\-]+)\}")
 PROJECT_DIR_VARIABLE = f"{str(__package__).upper()}_PROJECT_DIR"
@@ -53,10 +55,28 @@ def _read_mapping(path: Path, restore: str) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: missing. Fix: restore {restore} from the template") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(yaml_error(path, exc)) from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+        raise ConfigError(f"{path}: the top level must be a mapping (key: value lines), not "
+                          f"{type(raw).__name__}. Fix: restore the layout of {restore} from the template")
     return raw
+
+
+def yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """One line naming the file, line and column of a YAML syntax error (PyYAML counts from 0)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    what = " ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
+    return (f"{where}: not valid YAML: {what or exc}. Fix: check the indentation and quoting on that line "
+            "(quote values containing ': ', '#', '{' or a leading '*', '&', '%', '@')")
+
+
+def check_schema(path: Path, model: type[file_schema.BaseModel], raw: object) -> None:
+    """Every problem of the file against its schema, reported together, one line each."""
+    _, found = file_schema.problems(path, model, raw)
+    if found:
+        raise ConfigError("\n".join(found) if len(found) == 1 else
+                          f"{len(found)} problems in {path}:\n" + "\n".join(found))
 
 
 def read_conf(root: Path, name: str) -> tuple[Path, dict[str, object]]:
@@ -132,6 +152,10 @@ def load_targets(root: Path) -> dict[str, TargetConfig]:
         raise ConfigError(f"{bundle_path}: 'targets' must be a mapping of target name to settings. Fix: restore "
                           f"the targets of {BUNDLE_FILE} from the template")
     path, raw = read_conf(root, "targets.yml")
+    for name in set(raw.get("targets") or {}) & set(declared) if isinstance(raw.get("targets"), dict) else ():
+        raise ConfigError(f"{path}: targets.{name} is a Databricks target of {BUNDLE_FILE}. Fix: remove it "
+                          f"here; set its catalog and schema in {BUNDLE_FILE} targets.{name}.variables")
+    check_schema(path, file_schema.TargetsFile, raw)
     targets = raw.get("targets")
     if not isinstance(targets, dict) or not targets:
         raise ConfigError(f"{path}: 'targets' must be a mapping of target name to settings (the local target)")
@@ -307,6 +331,7 @@ def load_validation(path: Path, raw: object, problem_type: str) -> ValidationCon
 def load_project(root: Path) -> ProjectConfig:
     """``conf/project.yml``: problem type, training source, feature store, model and training settings."""
     path, raw = read_conf(root, "project.yml")
+    check_schema(path, file_schema.ProjectFile, raw)
     problem_type = raw.get("problem_type")
     if problem_type not in PROBLEM_TYPES:
         raise ConfigError(f"{path}: problem_type is {problem_type!r}. Fix: use one of {PROBLEM_TYPES}")

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError
+from . import schema as file_schema
+from .config import ConfigError, check_schema, yaml_error
 from .names import INGEST_COLUMNS, LABEL
 
 FORMATS = ("json", "csv", "parquet")
@@ -388,8 +389,12 @@ def load_contract(path: Path, root: Path) -> Contract:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such contract") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_error(path, exc)) from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a contract is a mapping")
+        raise ConfigError(f"{path}: a contract is a mapping (key: value lines), not {type(raw).__name__}. Fix: "
+                          "start from a shipped contract or `contract draft`")
+    check_schema(path, file_schema.ContractFile, raw)
     unknown = set(raw) - TOP_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
@@ -409,7 +414,8 @@ def load_contract(path: Path, root: Path) -> Contract:
     keys = tuple(raw["primary_key"]) if isinstance(raw["primary_key"], list) else (raw["primary_key"],)
     for key in keys:
         if key not in names:
-            raise _fail(path, "primary_key", f"{key!r} is not a column")
+            raise _fail(path, "primary_key", f"{key!r} is not a column. Fix: use columns of this contract "
+                        f"({', '.join(sorted(names))})")
     event_time = raw.get("event_time")
     if event_time is not None and event_time not in names:
         raise _fail(path, "event_time", f"{event_time!r} is not a column (use null when the source has none: "
@@ -452,6 +458,15 @@ def load_contract(path: Path, root: Path) -> Contract:
         max_record_bytes=None if record_bytes is None else int(record_bytes),
         extra_expectations=extra, source_file=path,
     )
+
+
+def source_contract(root: Path, source: str) -> Contract:
+    """The contract conf/project.yml's ``source`` names, or an error listing the contracts there are."""
+    contracts = load_contracts(root)
+    if source not in contracts:
+        raise ConfigError(f"{root / 'conf' / 'project.yml'}: source: {source!r} names no contract in conf/contracts/. "
+                          f"Fix: use one of {', '.join(contracts)}")
+    return contracts[source]
 
 
 def load_contracts(root: Path) -> dict[str, Contract]:

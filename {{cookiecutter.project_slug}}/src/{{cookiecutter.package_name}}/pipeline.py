@@ -23,6 +23,7 @@ from pathlib import Path
 from .config import ConfigError, load_project, project_root, target_config
 from .context import RunContext, StageFailure, StageOutput, stderr
 from .contract import load_contracts
+from .data.gold import check_gold_expressions
 from .data.transforms import latest_per_key
 from .names import RUNS_TABLE
 from .runtime import Runtime
@@ -209,6 +210,8 @@ def run_stages(
     stages = resolve_stages(names)
     summary = RunSummary(run_id or uuid.uuid4().hex, rt.target, rt.platform, rt.catalog, rt.schema)
     ctx = run_context(rt, root or project_root(), summary.run_id, log, experiment, model_name, retry_files)
+    for contract in ctx.contracts.values():  # before any stage: a bad expression must not follow a silver commit
+        check_gold_expressions(rt.spark, contract)
     started: dict[str, datetime] = {}
     for index, name in enumerate(stages, start=1):
         log(f"[{index}/{len(stages)}] {name} ...")

@@ -5,11 +5,13 @@ filled.  Pure DataFrame functions; the gold stage reads and MERGEs."""
 from __future__ import annotations
 
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from ..config import ConfigError
 from ..contract import Contract, Gold
-from ..names import BATCH, LABEL
+from ..names import BATCH, INGEST_DATE, INGESTED_AT, LABEL, RESCUED, SOURCE_FILE
 
 # Spark interval of one step of the filled period grid.
 STEP = {"day": "interval 1 day", "week": "interval 1 week", "month": "interval 1 month"}
@@ -50,6 +52,45 @@ def gold_rows(silver: DataFrame, contract: Contract) -> DataFrame:
         selected.append(label_expression(contract).alias(LABEL))
     selected.append(F.col(BATCH))
     return silver.select(*selected)
+
+
+SPARK_TYPES = {"string": T.StringType(), "int": T.IntegerType(), "long": T.LongType(), "double": T.DoubleType(),
+               "boolean": T.BooleanType(), "date": T.DateType(), "timestamp": T.TimestampType()}
+
+
+def empty_silver(spark: SparkSession, contract: Contract) -> DataFrame:
+    """A silver frame with no rows: the contract's typed columns and the bookkeeping ones."""
+    fields = [T.StructField(c.name, SPARK_TYPES[c.type]) for c in contract.columns]
+    fields += [T.StructField(RESCUED, T.StringType()), T.StructField(SOURCE_FILE, T.StringType()),
+               T.StructField(INGESTED_AT, T.TimestampType()), T.StructField(BATCH, T.LongType()),
+               T.StructField(INGEST_DATE, T.DateType())]
+    return spark.createDataFrame([], T.StructType(fields))
+
+
+def check_gold_expressions(spark: SparkSession, contract: Contract) -> None:
+    """Parse and resolve every ``gold.group_by`` and ``gold.columns`` expression against an empty
+    silver frame, so a typo stops the run before bronze or silver write anything.  Each is
+    analysed alone (no rows are read) so the error names the key that is wrong."""
+    gold, silver = contract.gold, empty_silver(spark, contract)
+    where = contract.source_file or contract.name
+
+    def analyse(key: str, expression: str, frame: DataFrame) -> None:
+        try:
+            frame.schema  # noqa: B018 - asking for the schema makes the engine analyse the plan
+        except Exception as exc:  # the engines raise different classes; all mean the same here
+            reason = " ".join(str(exc).split())[:300]
+            raise ConfigError(f"{where}: {key}: {expression!r} is not a valid SQL expression over the silver "
+                              f"columns ({reason}). Fix: correct it; the columns are "
+                              f"{', '.join(contract.column_names)}") from None
+
+    derived = {name: expr for name, expr in gold.group_by.items() if expr != name}
+    for name, expr in derived.items():
+        analyse(f"gold.group_by.{name}", expr, silver.select(F.expr(expr).alias(name)))
+    grouped = with_groups(silver, gold)
+    for name, expr in gold.columns.items():
+        frame = (grouped.groupBy(*[F.col(_q(k)) for k in gold.keys]).agg(F.expr(expr).alias(name))
+                 if gold.aggregated else grouped.select(F.expr(expr).alias(name)))
+        analyse(f"gold.columns.{name}", expr, frame)
 
 
 def with_groups(silver: DataFrame, gold: Gold) -> DataFrame:

@@ -51,10 +51,9 @@ def cast_expression(column: Column) -> SparkColumn:
         return (F.when(lowered.isin(*column.true_values), F.lit(True))
                 .when(lowered.isin(*column.false_values), F.lit(False)))
     if column.type in ("timestamp", "date"):
-        if column.format:
-            stamp = F.expr(f"try_to_timestamp(trim({_q(column.name)}), '{column.format}')")
-        else:
-            stamp = F.expr(f"try_to_timestamp(trim({_q(column.name)}))")
+        # The format is a literal value, never pasted into SQL: quotes in it ('T') stay pattern text.
+        text = F.trim(F.col(_q(column.name)))
+        stamp = F.try_to_timestamp(text, F.lit(column.format)) if column.format else F.try_to_timestamp(text)
         return stamp.cast("date") if column.type == "date" else stamp
     raise ValueError(f"unsupported type {column.type!r}")
 

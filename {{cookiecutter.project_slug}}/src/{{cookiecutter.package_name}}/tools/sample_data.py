@@ -202,6 +202,9 @@ def sample_frame(source: str, rows: int, drift: bool = False, seed: int = 7) -> 
 
 # The sources the generator can write (their contracts ship with the template).
 SOURCES = ("churn_events", "sales_events")
+# The landing folder each shipped contract names: a run writes sample data only there, never into
+# a folder a user's contract names (a typo in `path` must not be filled with invented data).
+SHIPPED_PATHS = {source: f"raw/{source}" for source in SOURCES}
 
 
 def generate(source: str, out: Path, rows: int = 100_000, drift: bool = False, seed: int = 7) -> SampleReport:
