@@ -297,3 +297,97 @@ def test_the_cost_query_groups_by_every_cost_tag():
     for tag in bundle_check.required_tags(yaml.safe_load((PROJECT / "databricks.yml").read_text())):
         assert f"u.custom_tags['{tag}'] AS {tag}" in sql
     assert "FROM system.billing.usage" in sql and "GROUP BY ALL" in sql
+
+
+# --- Least privilege in production targets -------------------------------------------------------
+SCHEMA_FILE = "resources/schema.yml"
+MODEL_FILE = "resources/ml_artifacts.yml"
+
+
+def schema_grants(data: dict) -> list:
+    return data["resources"]["schemas"]["project_schema"]["grants"]
+
+
+def model_grants(data: dict) -> list:
+    return data["resources"]["registered_models"]["model"]["grants"]
+
+
+def test_everyone_with_write_rights_is_reported_in_production_only(project_copy):
+    edit_yaml(project_copy, SCHEMA_FILE,
+              lambda d: schema_grants(d).append({"principal": "account users", "privileges": ["ALL_PRIVILEGES"]}))
+    edit_yaml(project_copy, "databricks.yml",
+              lambda d: d["permissions"].append({"level": "CAN_MANAGE", "group_name": "users"}))
+    found = problems(project_copy)
+    grant = [line for line in found if "'account users'" in line]
+    assert [line.split(": target ")[1].split(":")[0] for line in grant] == ["staging", "prod"], found
+    assert grant[-1].startswith(f"{SCHEMA_FILE}: resources.schemas.project_schema.grants[4]: target prod: ")
+    assert "has ALL_PRIVILEGES, a write or manage right" in grant[-1] and "Fix: give it only" in grant[-1]
+    level = [line for line in found if "'users'" in line]
+    assert len(level) == 2 and level[-1].startswith("databricks.yml: permissions[4]: target prod: 'users' "
+                                                    "(everyone) has CAN_MANAGE"), found
+    assert not [line for line in found if "target dev" in line or "target test" in line]
+
+
+@pytest.mark.parametrize("right", ["CAN_MANAGE_RUN", "CAN_EDIT", "IS_OWNER"])
+def test_everyone_with_a_manage_level_on_a_job_is_reported(project_copy, right):
+    edit_yaml(project_copy, JOB_FILE,
+              lambda d: job(d).setdefault("permissions", []).append({"level": right, "group_name": "Account Users"}))
+    found = problems(project_copy, targets=["prod"])
+    assert [line for line in found if f"has {right}" in line] == [
+        f"{JOB_FILE}: resources.jobs.bootstrap.permissions[0]: target prod: 'Account Users' (everyone) has "
+        f"{right}, a write or manage right, in a production target. Fix: give it only CAN_READ, CAN_VIEW and "
+        "grant writes to a named engineering group"]
+
+
+def test_readers_get_no_modify(project_copy):
+    edit_yaml(project_copy, SCHEMA_FILE, lambda d: schema_grants(d)[0]["privileges"].append("MODIFY"))
+    found = problems(project_copy, targets=["prod"])
+    assert len(found) == 1 and "(a reader group) has MODIFY" in found[0], found
+    assert found[0].startswith(f"{SCHEMA_FILE}: resources.schemas.project_schema.grants[0]: target prod: ")
+
+
+def test_read_rights_for_everyone_are_allowed(project_copy):
+    edit_yaml(project_copy, SCHEMA_FILE,
+              lambda d: schema_grants(d).append({"principal": "account users", "privileges": ["USE_SCHEMA", "SELECT"]}))
+    assert problems(project_copy, targets=["prod"]) == []
+
+
+def test_only_mlops_may_tag_or_alias_the_prod_model(project_copy):
+    shipped = bundle_check.resolved(PROJECT, "prod")["resources"]["registered_models"]["model"]["grants"]
+    holders = {g["principal"] for g in shipped if set(g["privileges"]) & bundle_check.MODEL_CONTROL_PRIVILEGES}
+    assert holders == {"{{ cookiecutter.mlops_group }}"}
+    edit_yaml(project_copy, MODEL_FILE, lambda d: model_grants(d)[2]["privileges"].append("APPLY_TAG"))
+    found = problems(project_copy, targets=["prod"])
+    assert len(found) == 1 and "'{{ cookiecutter.ml_engineers_group }}' has APPLY_TAG on the registered model" in found[0]
+    assert found[0].startswith(f"{MODEL_FILE}: resources.registered_models.model.grants[2]: target prod: ")
+    assert problems(project_copy, targets=["dev"]) == []
+
+
+# --- One writer at a time ------------------------------------------------------------------------
+def test_every_job_runs_once_at_a_time_and_queues():
+    for target in TARGETS:
+        for key, spec in bundle_check.resolved(PROJECT, target)["resources"]["jobs"].items():
+            assert spec["max_concurrent_runs"] == 1 and spec["queue"] == {"enabled": True}, (target, key)
+
+
+def test_concurrent_runs_or_no_queue_are_reported(project_copy):
+    edit_yaml(project_copy, JOB_FILE, lambda d: (job(d).update(max_concurrent_runs=2), job(d).pop("queue")))
+    found = problems(project_copy, targets=["dev"])
+    assert f"{JOB_FILE}: resources.jobs.bootstrap.max_concurrent_runs: 2 in target dev; set it to 1 (one writer " \
+           "at a time: overlapping runs duplicate appended rows)" in found
+    assert any(line.startswith(f"{JOB_FILE}: resources.jobs.bootstrap.queue.enabled: set it to true") for line in found)
+    edit_yaml(project_copy, "databricks.yml", lambda d: d["presets"].update(jobs_max_concurrent_runs=4))
+    assert any("presets.jobs_max_concurrent_runs: 4 in target dev" in line
+               for line in problems(project_copy, targets=["dev"]))
+
+
+def test_a_stage_notebook_in_two_jobs_is_reported(project_copy):
+    """Retraining starts training through run_job_task; running the train notebook itself would let
+    a scheduled training and a drift-triggered one write the same tables at once."""
+    shipped = bundle_check.resolved(PROJECT, "prod")["resources"]["jobs"]["retraining"]["tasks"]
+    assert next(t for t in shipped if "run_job_task" in t)["run_job_task"]["job_id"] == "${resources.jobs.training.id}"
+    edit_yaml(project_copy, "resources/retraining_job.yml", lambda d: d["resources"]["jobs"]["retraining"]["tasks"][2]
+              .update(run_job_task=None, notebook_task={"notebook_path": "../notebooks/training/train.py"}))
+    found = [line for line in problems(project_copy, targets=["prod"]) if "also runs in job" in line]
+    assert len(found) == 1 and "notebook_task: '../notebooks/training/train.py' also runs in job" in found[0], found
+    assert "resources.jobs.training" in found[0] and "resources.jobs.retraining" in found[0]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from {{ cookiecutter.package_name }} import notebook
@@ -94,3 +97,40 @@ def test_the_generic_notebook_runs_the_stages_its_task_names(monkeypatch):
     assert calls == [["score", "monitor"]] and dbutils.widgets.declared[-1] == "stages"
     with pytest.raises(ValueError, match="stages parameter is empty"):
         notebook.run_stage(FakeDbutils({"stages": " "}))
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+PIN = re.compile(r"^[A-Za-z0-9_.\[\],-]+==[\w.]+$")
+
+
+def requirement_lines(path: Path) -> list[str]:
+    """Requirement lines of a requirements file, following ``-r`` includes."""
+    lines = []
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            lines += requirement_lines(path.parent / line[3:].strip())
+        elif line:
+            lines.append(line)
+    return lines
+
+
+def test_notebooks_install_only_pinned_requirement_files():
+    """Supply chain: a notebook's %pip install names a requirements file and no package of its own,
+    and every package those files install is pinned exactly."""
+    notebooks = sorted((PROJECT / "notebooks").rglob("*.py"))
+    installs = 0
+    for path in notebooks:
+        for line in path.read_text().splitlines():
+            if "%pip install" not in line:
+                continue
+            installs += 1
+            args = line.split("%pip install", 1)[1].split()
+            assert args[:2] == ["-q", "-r"] and len(args) == 3, f"{path.relative_to(PROJECT)}: {line.strip()}"
+            requirements = (path.parent / args[2]).resolve()
+            assert requirements.is_file(), f"{path.relative_to(PROJECT)}: {args[2]} does not exist"
+            unpinned = [r for r in requirement_lines(requirements) if not PIN.match(r)]
+            assert unpinned == [], f"{requirements.relative_to(PROJECT)}: pin {unpinned} with =="
+    assert installs >= len(notebooks) // 2
+    databricks = requirement_lines(PROJECT / "requirements" / "databricks.txt")
+    assert any(r.startswith("databricks-feature-engineering==") for r in databricks)

@@ -6,7 +6,7 @@
 
 # COMMAND ----------
 
-# MAGIC %pip install -q -r ../../requirements/base.txt databricks-feature-engineering
+# MAGIC %pip install -q -r ../../requirements/databricks.txt
 
 # COMMAND ----------
 

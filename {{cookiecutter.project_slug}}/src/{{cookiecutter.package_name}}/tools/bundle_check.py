@@ -18,7 +18,12 @@ checks that need none, for every target after target merging:
 * ``job_cluster_key``, ``environment_key`` and ``depends_on`` all defined; ``mode``;
 * this project's governance and cost rules (``check_policies``): the cost tags declared once in
   the root ``presets.tags`` on every job and job cluster, timeouts, concurrency limits and health
-  rules, autoscale and a cluster policy, and ``run_as`` a service principal in production targets.
+  rules, autoscale and a cluster policy, and ``run_as`` a service principal in production targets;
+* one writer at a time (``check_single_writer``): every job runs at most once at a time and queues
+  the next run, and each notebook (one stage, one set of tables it writes) belongs to one job, which
+  other jobs start through ``run_job_task``;
+* least privilege in production targets (``check_least_privilege``): ``users`` / ``account users``
+  and reader groups get read rights only, and only the MLOps group may tag or alias the model.
 
 Each problem is one line: ``<file>: <key path>: <what is wrong>``.
 """
@@ -66,6 +71,14 @@ NOT_CHECKED_OFFLINE = (
     "lookup variables (their values come from the workspace)",
     "permission levels that the workspace accepts for your identity",
 )
+# Everyone in the workspace or account: never more than read rights in a production target.
+BROAD_PRINCIPALS = {"users", "account users"}
+# Rights that only read: permission levels (jobs, experiments, ...) and Unity Catalog privileges.
+READ_LEVELS = {"CAN_VIEW", "CAN_READ"}
+READ_PRIVILEGES = {"BROWSE", "USE_CATALOG", "USE_SCHEMA", "SELECT", "EXECUTE", "READ_VOLUME", "READ_FILES"}
+# Privileges that tag a registered model or move its aliases (@champion): the MLOps group's alone.
+MODEL_CONTROL_PRIVILEGES = {"APPLY_TAG", "MANAGE", "ALL_PRIVILEGES"}
+PRINCIPAL_FIELDS = ("group_name", "user_name", "service_principal_name")
 
 
 def resource_classes() -> dict[str, type]:
@@ -95,6 +108,7 @@ class Bundle:
     config: dict[str, Any]
     origins: dict[tuple[str, str], Path] = field(default_factory=dict)  # (type, key) -> file
     problems: list[str] = field(default_factory=list)
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> resolved variables
 
     def rel(self, path: Path) -> str:
         try:
@@ -443,6 +457,8 @@ def check(root: Path, targets: list[str] | None = None, cli_vars: dict[str, str]
         merged = resolve_target(bundle, name, cli_vars or {}, problems)
         check_resources(bundle, merged, name, problems)
         check_policies(bundle, merged, name, problems)
+        check_single_writer(bundle, merged, name, problems)
+        check_least_privilege(bundle, merged, name, problems)
     unique = list(dict.fromkeys(problems))
     return unique, [t for t in chosen if t in declared]
 
@@ -451,6 +467,7 @@ def resolve_target(bundle: Bundle, name: str, cli_vars: dict[str, str], problems
     """The configuration as the CLI sees it for one target: merged, variables substituted."""
     merged = merge_target(bundle.config, name, problems)
     variables = resolve_variables(bundle.config, name, merged.pop("_target_variables"), cli_vars, problems)
+    bundle.variables[name] = variables
     interpolate(merged, variables, name, problems)
     apply_presets(merged)
     return merged
@@ -564,9 +581,8 @@ def check_policies(bundle: Bundle, merged: dict[str, Any], target: str, problems
         if missing:
             problems.append(f"{where}.tags: missing cost tag(s) {', '.join(missing)} in target {target} (declare "
                             "them in databricks.yml presets.tags; a target's presets.tags may override a value)")
-        for field_name in ("timeout_seconds", "max_concurrent_runs"):
-            if not job.get(field_name):
-                problems.append(f"{where}.{field_name}: every job needs one (cost bound)")
+        if not job.get("timeout_seconds"):
+            problems.append(f"{where}.timeout_seconds: every job needs one (cost bound)")
         metrics = [r.get("metric") for r in (job.get("health") or {}).get("rules") or [] if isinstance(r, dict)]
         if "RUN_DURATION_SECONDS" not in metrics:
             problems.append(f"{where}.health.rules: add a RUN_DURATION_SECONDS rule")
@@ -587,6 +603,96 @@ def check_policies(bundle: Bundle, merged: dict[str, Any], target: str, problems
                 problems.append(f"{place}: use autoscale (min_workers/max_workers)")
             if "policy_id" not in spec:
                 problems.append(f"{place}: set policy_id (the policy_id variable)")
+
+
+def check_single_writer(bundle: Bundle, merged: dict[str, Any], target: str, problems: list[str]) -> None:
+    """Jobs that write the same tables never overlap.  A job's runs are serialised by
+    ``max_concurrent_runs: 1`` with ``queue.enabled`` (a second trigger waits instead of being
+    skipped or running beside the first).  Databricks has no lock across jobs, so each notebook (a
+    stage, which writes its own tables) belongs to exactly one job; another job that needs it starts
+    that job with ``run_job_task`` and so waits in the owner's queue."""
+    presets_limit = (merged.get("presets") or {}).get("jobs_max_concurrent_runs")
+    if presets_limit not in (None, 1):
+        problems.append(f"databricks.yml: presets.jobs_max_concurrent_runs: {presets_limit!r} in target {target} "
+                        "lets runs of a job overlap; set it to 1 or remove it")
+    owners: dict[str, str] = {}
+    for key, job in ((merged.get("resources") or {}).get("jobs") or {}).items():
+        origin = bundle.origins.get(("jobs", key), bundle.root / "databricks.yml")
+        where = f"{bundle.rel(origin)}: resources.jobs.{key}"
+        if job.get("max_concurrent_runs") != 1:
+            problems.append(f"{where}.max_concurrent_runs: {job.get('max_concurrent_runs')!r} in target {target}; "
+                            "set it to 1 (one writer at a time: overlapping runs duplicate appended rows)")
+        if (job.get("queue") or {}).get("enabled") is not True:
+            problems.append(f"{where}.queue.enabled: set it to true so a run triggered while another is active "
+                            "waits instead of being skipped")
+        for path, task in _tasks(job):
+            notebook = (task.get("notebook_task") or {}).get("notebook_path")
+            if not notebook:
+                continue
+            notebook_file = str((origin.parent / str(notebook)).resolve()) if not str(notebook).startswith("/") \
+                else str(notebook)
+            owner = owners.setdefault(notebook_file, key)
+            if owner != key:
+                problems.append(f"{where}.{path}({task.get('task_key')}).notebook_task: {notebook!r} also runs in "
+                                f"job {owner!r}, so two jobs could write its tables at once; keep it in {owner!r} "
+                                "and start that job with a run_job_task whose job_id is "
+                                + "${resources.jobs." + owner + ".id}")
+
+
+def _principal(entry: dict[str, Any]) -> str:
+    for name in PRINCIPAL_FIELDS:
+        if entry.get(name):
+            return str(entry[name])
+    return str(entry.get("principal", ""))
+
+
+def _access_entries(merged: dict[str, Any], bundle: Bundle) -> Iterator[tuple[str, str, str, list[str]]]:
+    """(where, kind, principal, rights) for every permission and grant of the resolved target;
+    kind is "permission" (a level such as CAN_MANAGE) or "grant" (Unity Catalog privileges)."""
+    for i, entry in enumerate(merged.get("permissions") or []):
+        if isinstance(entry, dict):
+            yield f"databricks.yml: permissions[{i}]", "permission", _principal(entry), [str(entry.get("level"))]
+    for rtype, items in (merged.get("resources") or {}).items():
+        for rkey, spec in (items or {}).items():
+            if not isinstance(spec, dict):
+                continue
+            origin = bundle.rel(bundle.origins.get((rtype, rkey), bundle.root / "databricks.yml"))
+            for i, entry in enumerate(spec.get("permissions") or []):
+                if isinstance(entry, dict):
+                    yield (f"{origin}: resources.{rtype}.{rkey}.permissions[{i}]", "permission", _principal(entry),
+                           [str(entry.get("level"))])
+            for i, entry in enumerate(spec.get("grants") or []):
+                if isinstance(entry, dict):
+                    yield (f"{origin}: resources.{rtype}.{rkey}.grants[{i}]", "grant", _principal(entry),
+                           [str(p) for p in entry.get("privileges") or []])
+
+
+def check_least_privilege(bundle: Bundle, merged: dict[str, Any], target: str, problems: list[str]) -> None:
+    """Production targets: everyone (``users``, ``account users``) and reader groups (the
+    ``readers_group`` variable, or any group whose name says reader) get read rights only, and only
+    the ``mlops_group`` may tag the registered model or move its aliases."""
+    if merged.get("mode") != "production":
+        return
+    variables = bundle.variables.get(target, {})
+    readers = str(variables.get("readers_group", "")).strip().lower()
+    mlops = str(variables.get("mlops_group", "")).strip()
+    for where, kind, principal, rights in _access_entries(merged, bundle):
+        name = principal.strip().lower()
+        is_broad, is_reader = name in BROAD_PRINCIPALS, bool(name) and (name == readers or "reader" in name)
+        if is_broad or is_reader:
+            allowed = READ_LEVELS if kind == "permission" else READ_PRIVILEGES
+            who = "everyone" if is_broad else "a reader group"
+            for right in rights:
+                if right not in allowed:
+                    problems.append(f"{where}: target {target}: {principal!r} ({who}) has {right}, a write or manage "
+                                    f"right, in a production target. Fix: give it only {', '.join(sorted(allowed))} "
+                                    "and grant writes to a named engineering group")
+        if kind == "grant" and ".registered_models." in where and mlops and principal.strip() != mlops:
+            for right in rights:
+                if right in MODEL_CONTROL_PRIVILEGES:
+                    problems.append(f"{where}: target {target}: {principal!r} has {right} on the registered model, "
+                                    f"which lets it tag versions or move @champion. Fix: leave {right} to the "
+                                    f"MLOps group {mlops!r} (variable mlops_group) and grant {principal!r} EXECUTE")
 
 
 def parse_vars(pairs: list[str]) -> dict[str, str]:
