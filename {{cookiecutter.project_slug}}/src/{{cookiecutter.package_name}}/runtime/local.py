@@ -31,9 +31,9 @@ class RunLockHeld(PlatformError):
 
 
 def _same(known: tuple[int | None, datetime | None], seen: tuple[int, datetime]) -> bool:
-    """The same file as recorded: size and modification time (to the second) unchanged."""
+    """The same file as recorded: size and modification time (to the microsecond Delta keeps) unchanged."""
     size, modified = known
-    return size == seen[0] and (modified is None or abs((modified - seen[1]).total_seconds()) < 1)
+    return size == seen[0] and (modified is None or abs((modified - seen[1]).total_seconds()) < 1e-5)
 
 
 @dataclass
