@@ -2,9 +2,9 @@
 
     python scripts/crash_probe.py [--kills 10] [--out build/crash_probe]
 
-Renders the default project, times one clean ``run all --target local`` as the reference, then for
-each kill point (spread over that duration) starts a fresh copy of the project, SIGKILLs the run at
-that moment, reruns ``run all`` to the end and compares with the reference: bronze rows per file,
+Renders the default project, runs one clean ``run all --target local`` as the reference, then for
+each kill starts a fresh copy of the project, waits for the next stage in turn to start, SIGKILLs
+the run a moment later, reruns ``run all`` to the end and compares with the reference: bronze rows per file,
 silver rows and unique primary keys, quarantine and gold row counts, a @champion in the registry,
 and a second concurrent run refused by the run lock.  Prints one line per kill and the totals; it
 asserts nothing (a probe, like the benchmarks), and exits 1 when any kill lost or duplicated data.
@@ -106,26 +106,35 @@ def main() -> int:
     print(f"reference run all: {duration:.0f} s; {reference['silver_churn_events']} silver rows")
     landing_only(template)  # every trial starts from the rendered project and its landing files
     failures = 0
+    stages = subprocess.run(command(template, "stages"), cwd=template, env=environment(template),
+                            capture_output=True, text=True, check=True).stdout.split()
     for index in range(args.kills):
-        at = duration * (index + 0.5) / args.kills
+        # Kill number i waits for stage i (round robin) to start, then lets it work for a while.
+        stage = stages[index % len(stages)]
+        delay = 0.3 + 2.5 * ((index * 7919) % 10) / 10
         project = args.out / f"kill_{index:02d}"
         shutil.copytree(template, project)
         victim = subprocess.Popen(command(project, "run", "all", "--target", "local"), cwd=project,
                                   env=environment(project), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True)
-        time.sleep(at)
+        for line in victim.stderr:
+            if f"] {stage} ..." in line:
+                break
+        time.sleep(delay)
         concurrent = subprocess.run(command(project, "run", "bronze", "--target", "local"), cwd=project,
                                     env=environment(project), capture_output=True, text=True, timeout=300)
         refused = concurrent.returncode == 2 and "another run" in concurrent.stderr
-        stage = "finished before the kill" if victim.poll() is not None else "killed"
+        where = f"in {stage}, {delay:.1f} s after it started"
         if victim.poll() is None:
             victim.send_signal(signal.SIGKILL)
+        else:
+            where += " (the run had finished)"
         victim.wait()
         rerun = run_all(project)
         after = state(project) if rerun.returncode == 0 else {}
         same = after == reference and champion(project)
         failures += not same
-        print(f"kill {index + 1:2d} at {at:5.1f} s ({stage}); second run refused: {refused}; rerun exit "
+        print(f"kill {index + 1:2d} {where}; second run refused: {refused}; rerun exit "
               f"{rerun.returncode}; state equals the reference: {same}")
         if not same:
             print(json.dumps({"reference": reference, "after": after}, default=str)[:2000])
