@@ -157,3 +157,16 @@ def test_plain_cookiecutter_refuses_template_syntax_in_the_hook(tmp_path, answer
     key = answer.split("=")[0]
     assert re.search(rf"ERROR {key}: .* contains template syntax .* Fix: give plain text", result.stderr), result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_post_gen_names_the_file_and_line_of_unparsable_yaml(tmp_path):
+    from test_template_contract import defaults, load_hook
+
+    hook = load_hook("post_gen_project.py", defaults())
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "job.yml").write_text("a: 1\nb: [x\nc: 2\n")
+    (tmp_path / "ok.yml").write_text("a: '1'\n")
+    (tmp_path / "pyproject.toml").write_text('name = "x\n')
+    problems = hook["unparsable_files"](tmp_path)
+    assert len(problems) == 2 and problems[1].startswith("resources/job.yml:3:"), problems
+    assert problems[0].startswith("pyproject.toml:"), problems
