@@ -60,9 +60,48 @@ def write_answers(root: Path) -> None:
     (root / ".cookiecutter.json").write_text(text, encoding="utf-8")
 
 
+def unparsable_files(root: Path) -> list[str]:
+    """Every rendered YAML, JSON or TOML file that does not parse, as 'path:line:column: problem'.
+
+    Answers are validated and written as quoted scalars, so this should never fire; it turns a
+    template bug or an unforeseen answer into a failed render instead of a broken databricks.yml."""
+    import tomllib
+
+    import yaml  # a dependency of cookiecutter itself
+
+    problems = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.suffix not in (".yml", ".yaml", ".json", ".toml"):
+            continue
+        rel = path.relative_to(root)
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix == ".toml":
+                tomllib.loads(text)
+            elif path.suffix == ".json":
+                json.loads(text)
+            else:
+                yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{mark.line + 1}:{mark.column + 1}" if mark else "?"
+            problems.append(f"{rel}:{where}: {exc.problem or exc}")
+        except json.JSONDecodeError as exc:
+            problems.append(f"{rel}:{exc.lineno}:{exc.colno}: {exc.msg}")
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            problems.append(f"{rel}: {exc}")
+    return problems
+
+
 def main() -> int:
     root = Path.cwd()
     prune(root)
+    problems = unparsable_files(root)
+    for line in problems:
+        print(f"ERROR rendered file does not parse: {line}. Fix: report it with your answers "
+              "(.cookiecutter.json is not written); no project was kept", file=sys.stderr)
+    if problems:
+        return 1
     write_answers(root)
     return 0
 

@@ -13,8 +13,12 @@ import keyword
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 CONTEXT: dict[str, object] = json.loads({{ cookiecutter | jsonify | tojson }})
+# The answers as given, before cookiecutter rendered them as Jinja: an answer such as a Jinja expression
+# reaches CONTEXT already evaluated, so template syntax is looked for here.
+RAW: dict[str, object] = json.loads({{ (_cookiecutter if _cookiecutter is defined else {}) | jsonify | tojson }})
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -26,6 +30,14 @@ TAG_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:=+@-]*$")
 # always renders (an empty one would be the output folder itself), reported as project_name's problem.
 UNNAMED = "_unnamed_"
 UNSAFE_TEXT = re.compile(r'["\\\n\r\t]|\{\{|\{\%|\$\{')
+TEMPLATE_SYNTAX = re.compile(r"\{[#%{]")  # (written so that Jinja does not read this file's own text)
+OPEN = "{"
+# Group display names: letters (accents too), digits, spaces and _ . - @ + & ( ); no quotes,
+# braces, brackets, '#', ':' or '$' that YAML, bundle interpolation or CI expressions would read.
+GROUP = re.compile(r"^[^\W_](?:[\w.@+&()-]| (?! ))*$")
+# Characters that would end a quoted literal or start an expansion in a CI expression or shell,
+# or that GitHub/Azure branch filters read as patterns.
+BRANCH_UNSAFE = re.compile(r"[\"'`$!+{}#,]")
 
 CLOUD_DOMAINS = {
     "azure": ".azuredatabricks.net",
@@ -49,11 +61,36 @@ def text(max_len: int) -> Check:
             return "is empty. Fix: give a non-empty value"
         if len(value) > max_len:
             return f"is longer than {max_len} characters. Fix: shorten it"
+        if value != value.strip():
+            return "has leading or trailing spaces. Fix: remove them"
         if UNSAFE_TEXT.search(value):
             return "contains a quote, backslash, tab, newline or template braces. Fix: use plain words"
-        return None
+        return invisible(value)
 
     return check
+
+
+def invisible(value: str) -> str | None:
+    """Control, format (bidi overrides, zero-width) and line/paragraph separator characters."""
+    import unicodedata
+
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs"):
+            return f"contains the invisible or control character U+{ord(char):04X}. Fix: remove it"
+    return None
+
+
+def group(value: str) -> str | None:
+    if not value.strip():
+        return "is empty. Fix: give the group's display name"
+    if value != value.strip():
+        return "has leading or trailing spaces. Fix: remove them"
+    if len(value) > 255:
+        return "is longer than 255 characters. Fix: use the group's display name"
+    if not GROUP.match(value):
+        return ("is not a plain group name. Fix: use the workspace group's display name with letters, "
+                "digits, single spaces and _ . - @ + & ( ) only (no quotes, braces, brackets, # : $ or newlines)")
+    return None
 
 
 def slug(value: str) -> str | None:
@@ -100,18 +137,24 @@ def uc_identifier(value: str) -> str | None:
 
 
 def git_branch(value: str) -> str | None:
-    bad = (
-        not value
-        or value.startswith(("-", "/", "."))
-        or value.endswith(("/", ".", ".lock"))
-        or any(part.startswith(".") for part in value.split("/"))
-        or ".." in value
-        or "//" in value
-        or "@{" in value
-        or value == "@"
-        or re.search(r"[\x00-\x20\x7f~^:?*\[\\]", value)
-    )
-    return "is not a valid git branch name. Fix: use e.g. main or release/v1 (no spaces, '..', '~^:?*[\\')" if bad else None
+    """git check-ref-format --branch rules, plus characters that could change a CI expression."""
+    fix = "Fix: use e.g. main or release/v1"
+    if not value:
+        return f"is not a valid git branch name: it is empty. {fix}"
+    if re.search(r"[\x00-\x20\x7f]", value):
+        return f"is not a valid git branch name: it contains a space or control character, which git refuses in branch names. {fix}"
+    if re.search(r"[~^:?*\[\\]", value):
+        return f"is not a valid git branch name: it contains one of ~ ^ : ? * [ \\, which git refuses in branch names. {fix}"
+    if ".." in value or "@{" in value or value == "@" or "//" in value:
+        return f"is not a valid git branch name: it contains '..', '@{OPEN}', '//' or is '@', which git refuses in branch names. {fix}"
+    if value.startswith(("-", "/")) or value.endswith(("/", ".")) or value == "HEAD":
+        return f"is not a valid git branch name: it starts with - or /, ends with / or ., or is HEAD, which git refuses for branches. {fix}"
+    if any(part.startswith(".") or part.endswith(".lock") for part in value.split("/")):
+        return f"is not a valid git branch name: it has a path component starting with '.' or ending in '.lock', which git refuses. {fix}"
+    if BRANCH_UNSAFE.search(value):
+        return ("is not a valid git branch name: it contains a quote, $, backtick, braces, # , ! or +, which could end a quoted literal in a CI "
+                f"expression or act as a branch-filter pattern. {fix}")
+    return invisible(value)
 
 
 def tag_value(value: str) -> str | None:
@@ -151,10 +194,10 @@ RULES: dict[str, Check] = {
     "problem_type": choice("classification", "regression"),
     "include_feature_store": choice("yes", "no"),
     "include_monitoring": choice("yes", "no"),
-    "readers_group": text(255),
-    "data_scientists_group": text(255),
-    "ml_engineers_group": text(255),
-    "mlops_group": text(255),
+    "readers_group": group,
+    "data_scientists_group": group,
+    "ml_engineers_group": group,
+    "mlops_group": group,
     "staging_service_principal": uuid,
     "prod_service_principal": uuid,
     "cost_center": tag_value,
@@ -201,8 +244,41 @@ def combination_problems(ctx: dict[str, str]) -> list[str]:
     return problems
 
 
-def problems_in(ctx: dict[str, object]) -> list[str]:
+# Options whose cookiecutter.json default is itself Jinja (derived from another answer).
+TEMPLATED_DEFAULTS = {"project_slug", "package_name", "dev_workspace_host", "staging_workspace_host",
+                      "prod_workspace_host", "schema_name", "owner_email"}
+
+
+def declared_defaults() -> dict[str, object] | None:
+    """The template's own cookiecutter.json (``_repo_dir`` may be relative to the caller's folder)."""
+    import os
+
+    repo = Path(str(CONTEXT.get("_repo_dir", "")))
+    for base in (repo, Path(os.environ.get("PWD", ".")) / repo):
+        if str(repo) and (base / "cookiecutter.json").is_file():
+            return json.loads((base / "cookiecutter.json").read_text(encoding="utf-8"))
+    return None
+
+
+def template_syntax_problems(raw: dict[str, object], defaults: dict[str, object] | None) -> list[str]:
+    """Answers given with Jinja syntax: cookiecutter evaluates them before any hook runs."""
+    defaults = defaults or {}
     problems = []
+    for field in RULES:
+        value = raw.get(field)
+        if not isinstance(value, str) or not TEMPLATE_SYNTAX.search(value):
+            continue
+        if value == defaults.get(field, value if field in TEMPLATED_DEFAULTS else None):
+            continue  # the template's own derived default
+        problems.append(f"{field}: {value!r} contains template syntax ('{OPEN}{OPEN}', '{OPEN}%' or '{OPEN}#'), which "
+                        "cookiecutter would run as Jinja. Fix: give plain text")
+    return problems
+
+
+def problems_in(ctx: dict[str, object], raw: dict[str, object] | None = None) -> list[str]:
+    problems = template_syntax_problems(raw or {}, declared_defaults() if raw else None)
+    if problems:
+        return problems
     bad_fields: set[str] = set()
     for field, check in RULES.items():
         value = ctx.get(field)
@@ -229,7 +305,7 @@ def problems_in(ctx: dict[str, object]) -> list[str]:
 
 
 def main() -> int:
-    problems = problems_in(CONTEXT)
+    problems = problems_in(CONTEXT, RAW)
     for line in problems:
         print(f"ERROR {line}", file=sys.stderr)
     if problems:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 
 class UnknownOptionError(ValueError):
     """An option name that cookiecutter.json does not declare."""
+
+
+class TemplateSyntaxInAnswerError(ValueError):
+    """An answer containing Jinja syntax, which cookiecutter would evaluate."""
 
 
 def template_options(template: Path = TEMPLATE) -> dict[str, Any]:
@@ -53,6 +58,17 @@ def check_keys(context: dict[str, Any], source: str, template: Path = TEMPLATE) 
             f"{source}: unknown option(s) {', '.join(hints)}. "
             f"Fix: use only options declared in cookiecutter.json: {', '.join(declared)}"
         )
+
+
+def check_values(context: dict[str, Any], source: str) -> None:
+    """Raise naming every answer with Jinja syntax: cookiecutter would evaluate it as a template
+    (``{{ 7*7 }}`` becomes ``49``) before any hook could see it."""
+    bad = [key for key, value in context.items()
+           if not key.startswith("_") and isinstance(value, str) and re.search(r"\{[{%#]", value)]
+    if bad:
+        raise TemplateSyntaxInAnswerError(
+            f"{source}: answer(s) {', '.join(f'{k}={context[k]!r}' for k in bad)} contain template syntax "
+            "('{{', '{%' or '{#'), which cookiecutter would run as Jinja. Fix: give plain text")
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -79,6 +95,7 @@ def render(context: dict[str, Any], output_dir: Path, template: Path | str = TEM
 
     local = Path(str(template))
     check_keys(context, source, local if (local / "cookiecutter.json").is_file() else TEMPLATE)
+    check_values(context, source)
     return Path(cookiecutter(str(template), no_input=True, extra_context=context,
                              output_dir=str(output_dir), overwrite_if_exists=overwrite))
 
