@@ -52,9 +52,9 @@ def used_values(project: Path, option: str) -> list[Any]:
         "author_name": [pyproject["authors"][0]["name"]],
         "author_email": [pyproject["authors"][0]["email"]],
         "default_branch": [_workflow(project, "ci.yml")["pull_request"]["branches"][0],
-                           _workflow(project, "deploy.yml")["push"]["branches"][0],
+                           _workflow(project, "deploy-staging.yml")["push"]["branches"][0],
                            azure["trigger"]["branches"]["include"][0], azure["pr"]["branches"]["include"][0]],
-        "release_branch": [_workflow(project, "deploy.yml")["push"]["branches"][1],
+        "release_branch": [_workflow(project, "deploy-prod.yml")["push"]["branches"][0],
                            azure["trigger"]["branches"]["include"][1]],
         "dev_workspace_host": [targets["dev"]["workspace"]["host"]],
         "staging_workspace_host": [targets["staging"]["workspace"]["host"]],
@@ -140,7 +140,8 @@ def test_valid_git_branch_names_are_accepted_and_agree_with_git(tmp_path, name):
     git = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True, text=True)
     assert git.returncode == 0, git.stderr
     project = render({"release_branch": name, "cicd_platform": "github_actions"}, tmp_path)
-    assert _workflow(project, "deploy.yml")["push"]["branches"] == ["main", name]
+    assert _workflow(project, "deploy-prod.yml")["push"]["branches"] == [name]
+    assert _workflow(project, "deploy-staging.yml")["push"]["branches"] == ["main"]
 
 
 def test_render_refuses_template_syntax_naming_the_key(tmp_path):
