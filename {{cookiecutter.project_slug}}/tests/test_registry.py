@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -62,6 +63,18 @@ def test_champion_challenger_lifecycle_with_approval_and_rollback(lake):
     assert [(h["alias"], h["version"], h["from"]) for h in history if h["alias"] == "champion"] == [
         ("champion", "1", None), ("champion", "2", "1"), ("champion", "1", "2")]
     assert history[-1]["who"] == "oncall" and history[-1]["why"] == "rollback: conversion dropped"
+    approved = client.get_model_version(name, "2").tags
+    assert approved["approved_by"] == "reviewer" and approved["approved_at"] and approved["approval_reason"]
+
+    # Rolling back twice goes further back through the trail; it never returns to the version just rolled back.
+    assert train_and_validate(rt, root).ok
+    registry.approve(name, "3", "reviewer", "retrained")
+    registry.promote(name, "3", "ci", "release 3")
+    assert registry.rollback(name, "oncall", "latency")["champion"] == "1", "2 was rolled back already"
+    with pytest.raises(registry.RegistryError, match="no earlier @champion to roll back to"):
+        registry.rollback(name, "oncall", "again")
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    assert registry.rollback(name, "oncall", "2 was fine after all", to="2")["champion"] == "2"
 
 
 def test_the_gate_fails_closed_on_a_worse_model_and_dry_run_only_records(lake, tmp_path):
@@ -89,6 +102,17 @@ def test_the_gate_fails_closed_on_a_worse_model_and_dry_run_only_records(lake, t
     assert str(client.get_model_version_by_alias(name, "champion").version) == champion
     with pytest.raises(registry.RegistryError, match="only a passed version can be approved"):
         registry.approve(name, bad, "reviewer", "let it through")
+
+    # Tampering: tags say passed and approved; the validation recorded in the run still says failed.
+    for key, value in {"validation_status": "passed", "approval": "approved"}.items():
+        client.set_model_version_tag(name, bad, key, value)
+    with pytest.raises(registry.RegistryError, match=r"tag validation_status says 'passed'.*did not pass"):
+        registry.approve(name, bad, "reviewer", "let it through")
+    with pytest.raises(registry.RegistryError, match=r"tag validation_status says 'passed'.*did not pass"):
+        registry.promote(name, bad, "reviewer", "let it through")
+    with pytest.raises(registry.RegistryError, match="did not pass"):
+        registry.rollback(name, "oncall", "to the bad one", to=bad)
+    assert str(client.get_model_version_by_alias(name, "champion").version) == champion
 
     dry_root = with_settings(worse_root, tmp_path / "dry", lambda s: s["validation"].update(mode="dry_run"))
     recorded = train_and_validate(rt, dry_root)
@@ -133,3 +157,30 @@ def test_the_gate_needs_a_margin_over_the_naive_baselines_on_the_same_holdout(la
     bad = client.get_model_version("naive_gate_model", failed.stages[0].details["version"])
     (gate,) = [c for c in json.loads(bad.tags["validation_results"]) if "naive baseline" in c["check"]]
     assert not gate["passed"] and bad.tags["validation_status"] == "failed"
+
+
+def test_a_version_left_by_a_killed_training_is_abandoned_and_never_promoted(lake, tmp_path):
+    """A train stage killed after registering but before logging the drift baseline leaves a pending
+    version with no complete training record (simulated by removing the baseline from the local
+    artifact store).  The next validation marks it abandoned; nothing can approve or promote it."""
+    import mlflow
+
+    rt, root, _ = lake
+    orphan_root = with_settings(root, tmp_path / "orphan", lambda s: s.update(model_name="orphan_model"))
+    trained = pipeline.run_stages(rt, ["train"], log=lambda _: None, root=orphan_root)
+    assert trained.ok, [s.error for s in trained.stages]
+    client = mlflow.MlflowClient()
+    version = client.get_model_version("orphan_model", trained.stages[0].details["version"])
+    artifacts = Path(urlparse(client.get_run(version.run_id).info.artifact_uri).path)
+    (artifacts / "monitoring" / "baseline.json").unlink()
+
+    later = pipeline.run_stages(rt, ["validate"], log=lambda _: None, root=orphan_root)
+    assert not later.ok and "no model version of orphan_model is waiting for validation" in later.stages[0].error
+    tags = client.get_model_version("orphan_model", version.version).tags
+    assert tags["validation_status"] == "abandoned" and "did not finish" in tags["abandoned_reason"]
+    client.set_model_version_tag("orphan_model", version.version, "validation_status", "passed")
+    with pytest.raises(registry.RegistryError, match="no complete training record"):
+        registry.approve("orphan_model", version.version, "reviewer", "looks fine")
+    with pytest.raises(registry.RegistryError, match="no complete training record"):
+        registry.promote("orphan_model", version.version, "reviewer", "looks fine")
+    assert registry.alias_version(client, "orphan_model", "champion") is None

@@ -11,7 +11,8 @@
     python -m PACKAGE bench score|psi [--rows 1000000]
     python -m PACKAGE approve --version 3 --reason "reviewed metrics and model card"
     python -m PACKAGE promote --reason "weekly release"        # @challenger -> @champion
-    python -m PACKAGE rollback --reason "conversion dropped"   # previous @champion back
+    python -m PACKAGE rollback --reason "conversion dropped"   # previous validated @champion back
+    python -m PACKAGE rollback --to 2 --reason "back to the spring model"
     python -m PACKAGE run ingest --retry-file raw/events/part-7.json   # an unreadable file, fixed in place
     python -m PACKAGE batches list [--source S]
     python -m PACKAGE batches skip 3 --reason "supplier sent a broken export"   # audited
@@ -115,10 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     for action, text in (("approve", "approve a validated model version for promotion"),
                          ("promote", "make @challenger (or --version) the @champion; needs approval"),
-                         ("rollback", "put the previous @champion back")):
+                         ("rollback", "put the previous validated @champion back (or --to VERSION)")):
         sub = commands.add_parser(action, help=text)
         if action != "rollback":
             sub.add_argument("--version", required=action == "approve", help="model version")
+        else:
+            sub.add_argument("--to", metavar="VERSION", help="a validated version to return to (default: the "
+                                                             "previous champion in the audit trail)")
         sub.add_argument("--reason", required=True, help="why: kept in the audit trail")
         sub.add_argument("--by", default=None, help="who (default: the current user)")
         sub.add_argument("--model-name", help="registered model name (default: conf/project.yml)")
@@ -150,7 +154,7 @@ def _registry(args: argparse.Namespace, root: Path) -> int:
     elif args.command == "promote":
         result = registry.promote(name, args.version, who, args.reason)
     else:
-        result = registry.rollback(name, who, args.reason)
+        result = registry.rollback(name, who, args.reason, args.to)
     print(json.dumps(result, indent=2))
     return 0
 

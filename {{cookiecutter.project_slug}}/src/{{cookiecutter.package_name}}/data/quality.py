@@ -111,13 +111,11 @@ def sanity_failures(typed: DataFrame, bronze_size: SparkColumn, contract: Contra
 
 def raw_size(bronze: DataFrame, contract: Contract) -> SparkColumn:
     """Bytes of a raw record as bronze holds it: its contract columns, unknown fields and any
-    malformed text."""
-    parts = [F.coalesce(F.octet_length(F.col(_q(c.name))), F.lit(0)) for c in contract.columns]
-    parts += [F.coalesce(F.octet_length(F.col(c)), F.lit(0)) for c in (RESCUED, CORRUPT) if c in bronze.columns]
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
+    malformed text.  One flat call (``concat_ws`` skips nulls): a chain of additions nests one
+    level per column and wide sources exceed Spark Connect's plan depth."""
+    parts = [F.col(_q(c.name)) for c in contract.columns]
+    parts += [F.col(c) for c in (RESCUED, CORRUPT) if c in bronze.columns]
+    return F.octet_length(F.concat_ws("", *parts))
 
 
 def typed_with_failures(bronze: DataFrame, contract: Contract) -> DataFrame:

@@ -13,6 +13,11 @@ from typing import Any
 from ..context import StageFailure
 from ..names import PACKAGE
 from ..runtime import Runtime
+from .baseline import BASELINE_ARTIFACT
+
+# The validate stage's record in the version's run; gates read it, never a tag alone.
+VALIDATION_ARTIFACT = "validation/results.json"
+ABANDONED = "abandoned"
 
 
 class RegistryError(StageFailure):
@@ -29,16 +34,87 @@ def mlflow_client() -> Any:
     return mlflow.MlflowClient()
 
 
+def training_complete(client: Any, version: Any) -> bool:
+    """Whether the version's run holds everything training writes last: the drift baseline."""
+    folder = BASELINE_ARTIFACT.rsplit("/", 1)[0]
+    return any(a.path == BASELINE_ARTIFACT for a in client.list_artifacts(version.run_id, folder))
+
+
+def abandon(client: Any, name: str, version: Any, why: str) -> None:
+    """Mark a version that can never be validated or promoted (``validation_status=abandoned``)."""
+    client.set_model_version_tag(name, version.version, "validation_status", ABANDONED)
+    client.set_model_version_tag(name, version.version, "abandoned_reason", why)
+
+
+def abandon_incomplete(client: Any, name: str, keep_run_id: str | None = None) -> list[str]:
+    """Versions still pending whose training never finished (a killed or failed train stage left
+    them without a drift baseline) become abandoned; the version of ``keep_run_id`` is left alone."""
+    abandoned = []
+    for version in client.search_model_versions(f"name = '{name}'"):
+        if version.tags.get("validation_status") != "pending" or version.tags.get("pipeline_run_id") == keep_run_id:
+            continue
+        if not training_complete(client, version):
+            abandon(client, name, version, f"training of run {version.tags.get('pipeline_run_id')} did not finish: "
+                                           f"no {BASELINE_ARTIFACT}")
+            abandoned.append(str(version.version))
+    return abandoned
+
+
 def candidate_version(client: Any, name: str, run_id: str) -> Any:
-    """The version registered by this pipeline run, else the newest one still pending validation."""
+    """The version registered by this pipeline run, else the newest one still pending validation
+    with a complete training record (incomplete ones are marked abandoned on the way)."""
+    abandon_incomplete(client, name, keep_run_id=run_id)
     versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version), reverse=True)
     for version in versions:
         if version.tags.get("pipeline_run_id") == run_id:
+            if not training_complete(client, version):
+                abandon(client, name, version, f"training of run {run_id} did not finish: no {BASELINE_ARTIFACT}")
+                raise RegistryError(f"{name} version {version.version} has no complete training record (no "
+                                    f"{BASELINE_ARTIFACT}); it is marked abandoned. Fix: run the train stage again")
             return version
     for version in versions:
         if version.tags.get("validation_status") == "pending":
             return version
     raise RegistryError(f"no model version of {name} is waiting for validation. Fix: run the train stage first")
+
+
+def recorded_validation(client: Any, version: Any) -> dict[str, Any]:
+    """What the validate stage recorded in the version's run: every ``validation_passed`` value ever
+    logged (metric history is append-only) and ``validation/results.json``.  A tag can be edited by
+    anyone allowed to tag the model; gates read this record instead."""
+    history = [m.value for m in client.get_metric_history(version.run_id, "validation_passed")]
+    try:
+        import mlflow
+
+        results = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{VALIDATION_ARTIFACT}")
+    except Exception:  # MLflow raises several types for a missing artifact
+        results = None
+    passed = bool(history) and all(v == 1.0 for v in history) and results is not None and all(
+        c.get("passed") for c in results.get("checks", [])) and results.get("version", str(version.version)) == str(
+        version.version)
+    return {"passed": passed, "history": history, "results": results}
+
+
+def require_validated(client: Any, name: str, version: Any, action: str) -> None:
+    """Refuse ``action`` unless the version finished training and its recorded validation passed;
+    a ``validation_status`` tag that disagrees with the record is named as such."""
+    tag = version.tags.get("validation_status")
+    if tag == ABANDONED:
+        raise RegistryError(f"{name} version {version.version} is abandoned ({version.tags.get('abandoned_reason')}); "
+                            f"it cannot be {action}")
+    if not training_complete(client, version):
+        raise RegistryError(f"{name} version {version.version} has no complete training record (no "
+                            f"{BASELINE_ARTIFACT} in run {version.run_id}); it cannot be {action}. Fix: retrain")
+    record = recorded_validation(client, version)
+    if record["passed"]:
+        return
+    where = f"run {version.run_id} ({VALIDATION_ARTIFACT}, metric validation_passed {record['history'] or 'never logged'})"
+    if tag == "passed":
+        raise RegistryError(f"{name} version {version.version}: the tag validation_status says 'passed' but the "
+                            f"validation recorded in {where} did not pass; tags can be edited, the record is what "
+                            f"counts, so it cannot be {action}. Fix: train and validate a new version")
+    raise RegistryError(f"{name} version {version.version} did not pass validation ({where}); only a passed version "
+                        f"can be {action}")
 
 
 def alias_version(client: Any, name: str, alias: str) -> Any | None:
@@ -64,9 +140,7 @@ def set_alias(client: Any, name: str, alias: str, version: str, why: str, who: s
 def approve(name: str, version: str, who: str, why: str) -> dict[str, Any]:
     client = mlflow_client()
     current = client.get_model_version(name, version)
-    if current.tags.get("validation_status") != "passed":
-        raise RegistryError(f"{name} version {version} has validation_status "
-                            f"{current.tags.get('validation_status')!r}; only a passed version can be approved")
+    require_validated(client, name, current, "approved")
     for key, value in {"approval": "approved", "approved_by": who, "approved_at": _now(),
                        "approval_reason": why}.items():
         client.set_model_version_tag(name, version, key, value)
@@ -82,8 +156,7 @@ def promote(name: str, version: str | None, who: str, why: str) -> dict[str, Any
             raise RegistryError(f"{name} has no @challenger. Fix: run validate, or pass --version")
         version = str(challenger.version)
     current = client.get_model_version(name, version)
-    if current.tags.get("validation_status") != "passed":
-        raise RegistryError(f"{name} version {version} did not pass validation; it cannot become @champion")
+    require_validated(client, name, current, "made @champion")
     if current.tags.get("approval") != "approved":
         raise RegistryError(f"{name} version {version} is not approved. Fix: approve it first "
                             f"(approve --version {version} --reason ...)")
@@ -92,20 +165,55 @@ def promote(name: str, version: str | None, who: str, why: str) -> dict[str, Any
     return {"model": name, "champion": str(version), "previous": str(previous.version) if previous else None}
 
 
-def rollback(name: str, who: str, why: str) -> dict[str, Any]:
-    """Put the champion before the current one back."""
+def rolled_back_versions(history: list[dict[str, Any]]) -> set[str]:
+    """Versions whose latest event in the champion trail is being rolled back from."""
+    last: dict[str, str] = {}
+    for entry in history:
+        if entry["alias"] != "champion":
+            continue
+        last[entry["version"]] = "champion"
+        if entry["from"] and entry["why"].startswith("rollback:"):
+            last[entry["from"]] = "rolled_back"
+    return {v for v, state in last.items() if state == "rolled_back"}
+
+
+def rollback(name: str, who: str, why: str, to: str | None = None) -> dict[str, Any]:
+    """Put the previous champion back: the latest earlier ``@champion`` in the audit trail that was not
+    itself rolled back and whose recorded validation passed, or ``to``.  A second rollback goes one
+    further back instead of returning to the version just rolled back."""
     client = mlflow_client()
     current = alias_version(client, name, "champion")
     if current is None:
         raise RegistryError(f"{name} has no @champion to roll back")
     history = json.loads(client.get_registered_model(name).tags.get("alias_history", "[]"))
-    previous = [h for h in history if h["alias"] == "champion" and h["version"] == str(current.version)]
-    before = previous[-1]["from"] if previous else None
-    if before is None:
-        raise RegistryError(f"{name} version {current.version} was the first @champion; there is nothing to "
-                            "roll back to")
-    set_alias(client, name, "champion", before, f"rollback: {why}", who)
-    return {"model": name, "champion": before, "rolled_back": str(current.version)}
+    if to is not None:
+        if str(to) == str(current.version):
+            raise RegistryError(f"{name} version {to} is already @champion")
+        target = client.get_model_version(name, str(to))
+        require_validated(client, name, target, "rolled back to")
+        was_champion = any(h["alias"] == "champion" and h["version"] == str(to) for h in history)
+        if not was_champion and target.tags.get("approval") != "approved":
+            raise RegistryError(f"{name} version {to} was never @champion and is not approved. Fix: approve it "
+                                f"first (approve --version {to} --reason ...)")
+    else:
+        skipped = rolled_back_versions(history) | {str(current.version)}
+        earlier = [h["version"] for h in reversed(history) if h["alias"] == "champion"]
+        target = None
+        for version in dict.fromkeys(earlier):
+            if version in skipped:
+                continue
+            candidate = client.get_model_version(name, version)
+            try:
+                require_validated(client, name, candidate, "rolled back to")
+            except RegistryError:
+                continue
+            target = candidate
+            break
+        if target is None:
+            raise RegistryError(f"{name} has no earlier @champion to roll back to (versions rolled back or not "
+                                f"validated: {', '.join(sorted(skipped, key=int))}). Fix: pass --to VERSION")
+    set_alias(client, name, "champion", str(target.version), f"rollback: {why}", who)
+    return {"model": name, "champion": str(target.version), "rolled_back": str(current.version)}
 
 
 def champion(rt: Runtime, name: str) -> Any:

@@ -1,6 +1,7 @@
 """The promote stage: the approval check and deployment of the UC deployment-job shape.
 
 The version trained in this run becomes ``@champion`` if it passed validation and is approved.
+Whether it passed is read from the validation recorded in its run, not from the mutable tag.
 A target with ``auto_approve`` (local only) approves it on the pipeline's behalf; elsewhere an
 unapproved version stops here with what to do.
 """

@@ -28,7 +28,14 @@ from ..ml.metrics import (
     threshold_checks,
 )
 from ..ml.naive import FROM_HISTORY, naive_baselines
-from ..ml.registry import RegistryError, alias_version, candidate_version, mlflow_client, set_alias
+from ..ml.registry import (
+    VALIDATION_ARTIFACT,
+    RegistryError,
+    alias_version,
+    candidate_version,
+    mlflow_client,
+    set_alias,
+)
 from ..ml.scoring import pyfunc_input
 from ..names import LABEL
 from ..runtime import Runtime
@@ -127,7 +134,8 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
         for check in checks:
             if "improvement" in check:
                 mlflow.log_metric("validation_baseline_improvement", check["improvement"])
-        mlflow.log_dict({"mode": settings.mode, "checks": checks, **shown, **recorded}, "validation/results.json")
+        mlflow.log_dict({"model": name, "version": str(version.version), "status": status, "mode": settings.mode,
+                         "pipeline_run_id": ctx.run_id, "checks": checks, **shown, **recorded}, VALIDATION_ARTIFACT)
     details = {"model": name, "version": str(version.version), "mode": settings.mode, "status": status,
                "checks": "; ".join(describe(c) for c in checks), **shown}
     if passed:

@@ -300,7 +300,8 @@ def malformed_count(spark: SparkSession, path: Path, contract: Contract) -> int:
 def writes_na(spark: SparkSession, path: Path, contract: Contract) -> bool:
     """Whether a field of the file is the bare text NA (R's ``write.csv`` missing value)."""
     contract = with_every_field(spark, [path], contract)
-    is_na = reduce(lambda a, b: a | b, [F.col(f"`{c.name}`") == "NA" for c in contract.columns])
+    # One flat array, not a chain of ORs: a chain nests a level per column (Spark Connect's plan depth).
+    is_na = F.array_contains(F.array(*[F.col(f"`{c.name}`") for c in contract.columns]), "NA")
     return read_text(spark, [path], contract).where(is_na).limit(1).count() > 0
 
 
