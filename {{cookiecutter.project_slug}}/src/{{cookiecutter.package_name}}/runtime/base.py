@@ -133,9 +133,6 @@ class Runtime(ABC):
                      lookback: timedelta | None) -> DataFrame:
         """Point-in-time training set: each label row with the latest features at or before its time."""
 
-    def delete_where(self, name: str, condition: str) -> None:
-        self.spark.sql(f"DELETE FROM {self.sql_ref(name)} WHERE {condition}").collect()
-
     def delete_matching(self, name: str, keys: DataFrame) -> None:
         """Delete the rows whose ``keys`` columns equal a row of ``keys``: values travel as data
         (a MERGE with a view), never pasted into SQL text, so any file name or value is safe."""
@@ -152,14 +149,6 @@ class Runtime(ABC):
         """``delete_matching`` then append ``df``: a retried write never duplicates."""
         if self.exists(name):
             self.delete_matching(name, keys)
-            self.write(df, name, mode="append")
-        else:
-            self.write(df, name, mode="overwrite")
-
-    def replace_rows(self, df: DataFrame, name: str, condition: str) -> None:
-        """Delete the rows matching ``condition``, then append ``df``: a retried write never duplicates."""
-        if self.exists(name):
-            self.delete_where(name, condition)
             self.write(df, name, mode="append")
         else:
             self.write(df, name, mode="overwrite")

@@ -187,8 +187,8 @@ def silver_batch(rt: Runtime, ctx: RunContext, contract: Contract, first: int, l
     upserts = upserts_df.count()
     duplicates = counts["valid"] - upserts
     rejected = quarantine_rows(checked)
-    in_batches = f"{BATCH} BETWEEN {first} AND {last}"
-    rt.replace_rows(rejected, contract.quarantine_table, in_batches)
+    batch_ids = rt.spark.range(int(first), int(last) + 1).withColumnRenamed("id", BATCH)
+    rt.replace_matching(rejected, contract.quarantine_table, batch_ids)
 
     ctx.log(f"  silver {contract.name}: validating {raw} records with Great Expectations")
     validated = checked.where(F.col(STATUS) != "malformed").select(*contract.column_names)
