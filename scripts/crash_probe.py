@@ -136,7 +136,9 @@ def main() -> int:
         failures += not same
         print(f"kill {index + 1:2d} {where}; second run refused: {refused}; rerun exit "
               f"{rerun.returncode}; state equals the reference: {same}")
-        if not same:
+        if rerun.returncode != 0:
+            print("  rerun failed: " + rerun.stderr[-1500:].replace("\n", "\n  "))
+        elif not same:
             print(json.dumps({"reference": reference, "after": after}, default=str)[:2000])
         shutil.rmtree(project)
     print(f"{args.kills - failures} of {args.kills} kills survived with nothing lost or duplicated")

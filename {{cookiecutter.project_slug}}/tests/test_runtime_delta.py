@@ -65,3 +65,27 @@ def test_local_mlflow_store_lives_in_the_local_dir(local_runtime):
         mlflow.log_text("hello", "note.txt")
     assert (rt.local_dir / "mlflow.db").is_file()
     assert list(Path(rt.local_dir / "mlartifacts").rglob("note.txt"))
+
+
+def test_the_mlflow_store_appears_whole_under_its_name(tmp_path):
+    """MLflow migrates a new sqlite store for over a second; a run killed meanwhile used to leave a
+    half-migrated ``mlflow.db`` that every later run failed on.  The store is built under another
+    name and renamed, so a killed creation leaves only a stray partial file, which is ignored."""
+    import sqlite3
+
+    import mlflow
+
+    from {{ cookiecutter.package_name }}.runtime.local import ensure_mlflow_store
+
+    db = tmp_path / "mlflow.db"
+    (tmp_path / f".{db.name}-deadbeef").write_bytes(b"half a migration")   # what a killed creation leaves
+    root = (tmp_path / "mlartifacts").as_uri()
+    ensure_mlflow_store(db, root)
+    with sqlite3.connect(db) as connection:
+        (location,) = connection.execute("SELECT artifact_location FROM experiments WHERE experiment_id = 0").fetchone()
+    assert location == f"{root}/0", "the Default experiment keeps its artifacts under this store's root"
+    client = mlflow.MlflowClient(f"sqlite:///{db}", f"sqlite:///{db}")
+    assert client.create_experiment("whole") and client.get_experiment_by_name("whole")
+    before = db.stat().st_mtime_ns
+    ensure_mlflow_store(db, root)
+    assert db.stat().st_mtime_ns == before, "an existing store is left as it is"

@@ -7,14 +7,17 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sqlite3
+import tempfile
 import uuid
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
-from ..names import BATCH, INGESTED_AT, SOURCE_FILE
+from ..names import BATCH, INGESTED_AT, PACKAGE, SOURCE_FILE
 from .base import KnownFiles, LandedFile, PlatformError, Runtime, check_name
 from .engines import stop_engine
 from .landing import landing_key, list_landing_files, read_landing_file, unreadable_reason
@@ -24,6 +27,36 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
     from ..contract import Contract
+
+
+def _blank_store(artifact_root: str) -> Path:
+    """A freshly migrated, empty MLflow sqlite store for this MLflow version, made once per machine
+    (migrating takes over a second) in the temporary directory and copied from then on."""
+    import mlflow
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    cached = Path(tempfile.gettempdir()) / f"{PACKAGE}-mlflow-{mlflow.__version__}-blank.db"
+    if not cached.is_file():
+        partial = cached.with_name(f".{cached.name}-{uuid.uuid4().hex[:8]}")
+        SqlAlchemyStore(f"sqlite:///{partial}", artifact_root).engine.dispose()
+        partial.replace(cached)
+    return cached
+
+
+def ensure_mlflow_store(db: Path, artifact_root: str) -> None:
+    """Create the local MLflow store whole or not at all: it is migrated (or copied from the blank
+    store) under a temporary name and renamed into place.  A run killed while MLflow migrated the
+    database in place used to leave a half-migrated store that every later run failed on."""
+    if db.is_file():
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    partial = db.with_name(f".{db.name}-{uuid.uuid4().hex[:8]}")
+    shutil.copyfile(_blank_store(artifact_root), partial)
+    with closing(sqlite3.connect(partial)) as connection, connection:
+        # The Default experiment (id 0) keeps its artifacts under this store's root, as MLflow would.
+        connection.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                           (f"{artifact_root}/0",))
+    partial.replace(db)
 
 
 class RunLockHeld(PlatformError):
@@ -118,6 +151,10 @@ class LocalRuntime(Runtime):
 
     def mlflow_artifact_root(self) -> str:
         return (self.local_dir / "mlartifacts").resolve().as_uri()
+
+    def configure_mlflow(self) -> None:
+        ensure_mlflow_store(self.local_dir / "mlflow.db", self.mlflow_artifact_root())
+        super().configure_mlflow()
 
     def model_name(self, name: str) -> str:
         return check_name("model", name)
