@@ -116,15 +116,25 @@ def test_every_defect_lands_where_it_should_with_a_reason(ingested):
 
 
 def test_great_expectations_agrees_with_the_row_level_quarantine(ingested):
+    """The silver report's counts come from one aggregation with the quarantine's conditions; Great
+    Expectations' own BASIC results (a scan per expectation) must give the same counts, and its verdicts
+    are the report's."""
+    from {{ cookiecutter.package_name }}.data.validation import great_expectations_run
+
     rt, contract = ingested.rt, ingested.contract
     results = {r["expectation"]: r for r in rt.read(names.VALIDATION_RESULTS_TABLE).collect()}
     quarantine = rt.read(contract.quarantine_table).where("_status = 'quarantined'")
-    for exp in contract.expectations():
+    batch = rt.read(contract.staging_table).where("_status != 'malformed'").select(*contract.column_names)
+    oracle = great_expectations_run(batch, contract.expectations(), "oracle", result_format="BASIC").results
+    for exp, checked in zip(contract.expectations(), oracle, strict=True):
+        assert checked.expectation_config.type == exp.type and bool(checked.success) == results[exp.name]["success"]
         if not exp.row_level:
             assert results[exp.name]["success"], exp.name
             continue
         spark_count = quarantine.where(f"array_contains({FAILED}, '{exp.name}')").count()
-        assert results[exp.name]["unexpected_count"] == spark_count, exp.name
+        assert results[exp.name]["unexpected_count"] == spark_count == checked.result["unexpected_count"], exp.name
+        assert results[exp.name]["element_count"] == checked.result["element_count"], exp.name
+        assert (results[exp.name]["examples"] != "[]") == (spark_count > 0), exp.name
 
 
 def test_three_reruns_change_nothing(ingested):
