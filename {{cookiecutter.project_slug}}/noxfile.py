@@ -17,7 +17,8 @@ LOCK = "requirements/lock.txt"
 
 
 def install(session: nox.Session) -> None:
-    session.install("-r", LOCK)
+    # Compiled at install: with PYTHONDONTWRITEBYTECODE set, every command would compile its imports again.
+    session.install("--compile-bytecode", "-r", LOCK)
     session.install("--no-deps", "-e", ".")
 
 

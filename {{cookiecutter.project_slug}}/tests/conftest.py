@@ -3,8 +3,10 @@
 * ``jvm``: pure transformations on a real JVM SparkSession (no Delta needed).
 * ``sail``: Delta round trips through the runtime adapter on the embedded Sail server.
 
-pyspark.sql.functions dispatch to Spark Connect once the Sail session starts, so every
-JVM test runs before the first Sail test (see pytest_collection_modifyitems).
+pyspark.sql.functions build Spark Connect columns while ``SPARK_CONNECT_MODE_ENABLED`` is set and
+classic ones otherwise; each test runs with the setting of its own lane (``spark_lane``), so both
+engines live in one process and the lanes may run in any order, or spread over pytest-xdist
+workers (``-n 2``: the JVM lane stays on one worker, each module's tests on one worker).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +39,27 @@ def _lane(item: pytest.Item) -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_lane)
+    for item in items:
+        # Under ``--dist loadgroup``: one JVM for the whole lane, module fixtures built once.
+        group = "jvm" if item.get_closest_marker("jvm") else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(autouse=True)
+def spark_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("jvm"):
+        monkeypatch.delenv("SPARK_CONNECT_MODE_ENABLED", raising=False)
+    elif request.node.get_closest_marker("sail"):
+        monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
 
 
 @pytest.fixture(scope="session")
 def jvm_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from {{ cookiecutter.package_name }}.runtime import start_jvm
 
-    spark = start_jvm(tmp_path_factory.mktemp("jvm"), delta=False)
+    with pytest.MonkeyPatch.context() as patch:  # a classic session, even after the Sail lane started
+        patch.delenv("SPARK_CONNECT_MODE_ENABLED", raising=False)
+        spark = start_jvm(tmp_path_factory.mktemp("jvm"), delta=False)
     yield spark
     spark.stop()
 
@@ -77,9 +94,36 @@ def make_root() -> Callable[[Path], Path]:
     return scratch_root
 
 
+SAMPLE_ROWS = 3000
+# The sample data through bronze, silver, gold and the feature table: ingested once per session.
+MEDALLION = ["ingest", "features"]
+
+
 @pytest.fixture(scope="session")
-def sample_lake(sail_spark: Any) -> Callable[..., Any]:
-    """Open a runtime on a fresh local dir, write the project's sample data and run ``stages``."""
+def sample_medallion(sail_spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local directory of a lake with the project's sample data ingested and featurised, built once;
+    lakes that start from it copy it (Delta logs hold relative paths, landing keys are relative)."""
+    from {{ cookiecutter.package_name }} import pipeline
+    from {{ cookiecutter.package_name }}.config import load_project
+    from {{ cookiecutter.package_name }}.contract import load_contracts
+    from {{ cookiecutter.package_name }}.runtime import open_runtime
+    from {{ cookiecutter.package_name }}.tools.sample_data import generate
+
+    base = tmp_path_factory.mktemp("medallion")
+    root = scratch_root(base / "project")
+    contract = load_contracts(root)[load_project(root).source]
+    with open_runtime("local", "dev", "lake", "local", local_dir=base / ".local", spark=sail_spark) as rt:
+        generate(contract.name, Path(rt.landing_path(contract.path)), rows=SAMPLE_ROWS)
+        summary = pipeline.run_stages(rt, MEDALLION, log=lambda _: None, root=root)
+        assert summary.ok, [s.error for s in summary.stages]
+    return base / ".local"
+
+
+@pytest.fixture(scope="session")
+def sample_lake(sail_spark: Any, sample_medallion: Path) -> Callable[..., Any]:
+    """Open a runtime on a fresh local dir holding the project's sample data and run ``stages``.
+    A lake whose stages start with ingest and features begins as a copy of the session's medallion
+    and runs only the stages after them (its schema is then ``lake``)."""
     from {{ cookiecutter.package_name }} import pipeline
     from {{ cookiecutter.package_name }}.config import load_project
     from {{ cookiecutter.package_name }}.contract import load_contracts
@@ -87,16 +131,50 @@ def sample_lake(sail_spark: Any) -> Callable[..., Any]:
     from {{ cookiecutter.package_name }}.tools.sample_data import generate
 
     @contextmanager
-    def lake(base: Path, schema: str, stages: list[str], rows: int = 3000) -> Iterator[tuple[Any, Path, Any]]:
+    def lake(base: Path, schema: str, stages: list[str], rows: int = SAMPLE_ROWS) -> Iterator[tuple[Any, Path, Any]]:
         root = scratch_root(base / "project")
         contract = load_contracts(root)[load_project(root).source]
+        copied = stages[:len(MEDALLION)] == MEDALLION and rows == SAMPLE_ROWS
+        if copied:
+            shutil.copytree(sample_medallion, base / ".local", ignore=shutil.ignore_patterns("locks"))
+            schema, stages = "lake", stages[len(MEDALLION):]
         with open_runtime("local", "dev", schema, "local", local_dir=base / ".local", spark=sail_spark) as rt:
-            generate(contract.name, Path(rt.landing_path(contract.path)), rows=rows)
-            summary = pipeline.run_stages(rt, stages, log=lambda _: None, root=root)
-            assert summary.ok, [s.error for s in summary.stages]
+            if not copied:
+                generate(contract.name, Path(rt.landing_path(contract.path)), rows=rows)
+            summary = pipeline.run_stages(rt, stages, log=lambda _: None, root=root) if stages else None
+            assert summary is None or summary.ok, [s.error for s in summary.stages]
             yield rt, root, summary
 
     return lake
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    """The command line in this process, as ``python -m PACKAGE ARGS`` from ``cwd``: the same
+    ``main``, exit code and output, without a new interpreter importing everything again
+    (tests/test_cli.py runs it once as a real subprocess)."""
+    from {{ cookiecutter.package_name }}.cli import main
+
+    def run(*args: str, cwd: Path = PROJECT) -> CliResult:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        with monkeypatch.context() as patch:  # the command starts and stops its own engine
+            patch.delenv("SPARK_CONNECT_MODE_ENABLED", raising=False)
+            try:
+                code = main(list(args))
+            except SystemExit as stop:  # argparse's usage errors
+                code = stop.code if isinstance(stop.code, int) else 1
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run
 
 
 @pytest.fixture

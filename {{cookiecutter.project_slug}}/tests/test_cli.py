@@ -1,4 +1,5 @@
-"""The command line, run as a user runs it: in a subprocess."""
+"""The command line: once as a user runs it, in a subprocess, and otherwise through the same ``main``
+in this process (the ``cli`` fixture)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = "{{ cookiecutter.package_name }}"
 
 
-def cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+def cli_process(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     return subprocess.run([sys.executable, "-m", PACKAGE, *args], cwd=cwd, env=env, capture_output=True,
@@ -22,11 +23,11 @@ def cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.sail
-def test_sample_data_then_ingest_prints_a_json_summary_whose_accounting_closes(tmp_path):
+def test_sample_data_then_ingest_prints_a_json_summary_whose_accounting_closes(cli, tmp_path):
     sample = cli("sample-data", "--rows", "2000", "--local-dir", str(tmp_path))
     assert sample.returncode == 0, sample.stderr
     written = json.loads(sample.stdout)
-    result = cli("run", "ingest", "--target", "local", "--local-dir", str(tmp_path), "--json", "--run-id", "cli")
+    result = cli_process("run", "ingest", "--target", "local", "--local-dir", str(tmp_path), "--json", "--run-id", "cli")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["ok"] is True and summary["run_id"] == "cli"
@@ -42,50 +43,50 @@ def test_sample_data_then_ingest_prints_a_json_summary_whose_accounting_closes(t
     assert (tmp_path / "warehouse").is_dir() and not (PROJECT / ".local" / "cli").exists()
 
 
-def test_training_without_gold_says_what_to_run_first(tmp_path):
+def test_training_without_gold_says_what_to_run_first(cli, tmp_path):
     result = cli("run", "train", "--target", "local", "--local-dir", str(tmp_path))
     assert result.returncode == 1 and "does not exist. Fix: run the ingest stages first" in result.stdout
 
 
-def test_unknown_stage_is_a_clear_error():
+def test_unknown_stage_is_a_clear_error(cli):
     result = cli("run", "trian", "--target", "local")
     assert result.returncode == 2
     assert "unknown stage 'trian'" in result.stderr and "Known stages: bootstrap" in result.stderr
 
 
-def test_unknown_flag_is_a_clear_error():
+def test_unknown_flag_is_a_clear_error(cli):
     result = cli("run", "all", "--targte", "local")
     assert result.returncode == 2 and "unrecognized arguments: --targte" in result.stderr
 
 
-def test_unknown_target_is_a_clear_error():
+def test_unknown_target_is_a_clear_error(cli):
     result = cli("run", "all", "--target", "qa")
     assert result.returncode == 2 and "unknown target 'qa'" in result.stderr
 
 
-def test_databricks_target_refuses_to_run_off_databricks():
+def test_databricks_target_refuses_to_run_off_databricks(cli):
     result = cli("run", "bootstrap", "--target", "prod")
     assert result.returncode == 2 and "runs on Databricks" in result.stderr
 
 
-def test_bad_engine_is_rejected():
+def test_bad_engine_is_rejected(cli):
     result = cli("run", "all", "--engine", "duckdb")
     assert result.returncode == 2 and "invalid choice: 'duckdb'" in result.stderr
 
 
-def test_stages_lists_run_order():
+def test_stages_lists_run_order(cli):
     result = cli("stages")
     assert result.returncode == 0
     assert result.stdout.split() == ["bootstrap", "bronze", "silver", "gold", "features", "check", "train", "validate",
                                      "promote", "score", "monitor"]
 
 
-def test_works_from_a_subfolder_of_the_project():
+def test_works_from_a_subfolder_of_the_project(cli):
     result = cli("bundle-check", "--target", "dev", cwd=PROJECT / "notebooks")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_an_empty_landing_folder_for_your_own_source_names_the_folder_and_the_contract(tmp_path, make_root):
+def test_an_empty_landing_folder_for_your_own_source_names_the_folder_and_the_contract(cli, tmp_path, make_root):
     import yaml
 
     root = make_root(tmp_path / "project")

@@ -5,9 +5,6 @@ written."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,6 @@ from {{ cookiecutter.package_name }}.config import ConfigError, load_project, lo
 from {{ cookiecutter.package_name }}.contract import load_contracts, source_contract
 
 PROJECT = Path(__file__).resolve().parents[1]
-PACKAGE = "{{ cookiecutter.package_name }}"
 Edit = Callable[[dict[str, Any]], Any]
 
 
@@ -224,49 +220,42 @@ def test_the_shipped_configuration_passes_the_schema():
     assert load_contracts(PROJECT)
 
 
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
-    return subprocess.run([sys.executable, "-m", PACKAGE, *args], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=300)
-
-
 def written(root: Path) -> list[Path]:
     return [p for p in (root / ".local").rglob("*") if p.is_file()] if (root / ".local").exists() else []
 
 
 @pytest.mark.sail
-def test_a_misspelled_key_stops_the_run_with_exit_2_before_anything_is_written(make_root, tmp_path):
+def test_a_misspelled_key_stops_the_run_with_exit_2_before_anything_is_written(cli, make_root, tmp_path):
     root = make_root(tmp_path / "project")
     path = files(root)["project"]
     path.write_text(path.read_text().replace("\ntraining:", "\ntrainig:"))
-    result = cli(root, "run", "all", "--target", "local")
+    result = cli("run", "all", "--target", "local", cwd=root)
     assert result.returncode == 2, result.stderr
     assert "project.yml: trainig: unknown key. Fix: did you mean training?" in result.stderr
     assert "Traceback" not in result.stderr and not list((root / ".local").rglob("*bronze*"))
 
 
 @pytest.mark.sail
-def test_a_typo_in_a_contract_path_writes_no_sample_data_there(make_root, tmp_path):
+def test_a_typo_in_a_contract_path_writes_no_sample_data_there(cli, make_root, tmp_path):
     root = make_root(tmp_path / "project")
     path = files(root)["contract"]
     data = yaml.safe_load(path.read_text())
     data["path"] = data["path"] + "s"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    result = cli(root, "run", "all", "--target", "local")
+    result = cli("run", "all", "--target", "local", cwd=root)
     assert result.returncode == 2, result.stderr
     assert f"no landing files for source '{data['name']}'" in result.stderr and "Fix:" in result.stderr
     assert written(root) == [] or not any(data["path"] in str(p) for p in written(root))
 
 
 @pytest.mark.sail
-def test_a_bad_gold_expression_stops_the_run_before_bronze(make_root, tmp_path):
+def test_a_bad_gold_expression_stops_the_run_before_bronze(cli, make_root, tmp_path):
     root = make_root(tmp_path / "project")
     path = files(root)["contract"]
     data = yaml.safe_load(path.read_text())
     data["gold"]["columns"]["broken"] = "greatst(1, 2)"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    result = cli(root, "run", "all", "--target", "local")
+    result = cli("run", "all", "--target", "local", cwd=root)
     assert result.returncode == 2, result.stderr
     assert "gold.columns.broken: 'greatst(1, 2)' is not a valid SQL expression" in result.stderr
     assert "Fix:" in result.stderr and not list((root / ".local").rglob("*bronze*"))

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_cli import cli
 from test_ingest import details, run
 from test_landing_readers import write_like_r
 
@@ -159,7 +158,7 @@ def test_existing_files_are_kept_unless_force(sail_spark, make_root, tmp_path, c
     assert contract.path == str(tmp_path) and "only orders.csv was profiled" in contract_file.read_text()
 
 
-def test_an_empty_or_missing_folder_and_a_bad_name_are_named_before_any_reading(make_root, tmp_path):
+def test_an_empty_or_missing_folder_and_a_bad_name_are_named_before_any_reading(cli, make_root, tmp_path):
     root = make_root(tmp_path / "project")
     empty = tmp_path / "landing" / "empty"
     (empty / "_checkpoints").mkdir(parents=True)

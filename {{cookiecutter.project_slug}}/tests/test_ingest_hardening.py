@@ -5,6 +5,7 @@ own, and a failed batch can be skipped (audited) or replayed."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -240,15 +241,12 @@ def test_a_failed_batch_blocks_until_skipped_and_replays_once_the_contract_is_fi
         ingest.skip_batch(local_runtime, ctx, ctx.contracts["orders"], 1, "late", "tester")
 
 
-def test_the_batches_command_lists_and_refuses_a_skip_without_a_reason(project):
-    env = {**os.environ, "PYTHONPATH": str(PROJECT / "src")}
-    result = subprocess.run([sys.executable, "-m", "{{ cookiecutter.package_name }}", "batches", "skip", "2", "--target", "local"],
-                            cwd=project, env=env, capture_output=True, text=True, timeout=120)
+def test_the_batches_command_lists_and_refuses_a_skip_without_a_reason(cli, project):
+    result = cli("batches", "skip", "2", "--target", "local", cwd=project)
     assert result.returncode == 2 and "needs a batch id and --reason" in result.stderr
-    listed = subprocess.run([sys.executable, "-m", "{{ cookiecutter.package_name }}", "batches", "list", "--source", "orders"],
-                            cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    listed = cli("batches", "list", "--source", "orders", cwd=project)
     assert listed.returncode == 0, listed.stderr[-2000:]
-    assert pd.read_json(listed.stdout).empty
+    assert pd.read_json(io.StringIO(listed.stdout)).empty
 
 
 # --- value sanity -------------------------------------------------------------------------------

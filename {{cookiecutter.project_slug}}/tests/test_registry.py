@@ -1,11 +1,15 @@
-"""Sail lane: the validation gate and the champion / challenger lifecycle in the local registry."""
+"""Sail lane: the validation gate and the champion / challenger lifecycle in the local registry.
+
+Four trainings, each for its own purpose: the first version (judged by the naive baselines alone),
+a second one (judged against the first as @champion), a constant model that fails both checks, and
+the same constant model in dry-run mode.  The version a killed training leaves behind is built
+through the registry API: registered, with no drift baseline in its run."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -15,6 +19,7 @@ from {{ cookiecutter.package_name }}.config import load_project
 from {{ cookiecutter.package_name }}.ml import registry
 
 pytestmark = pytest.mark.sail
+
 
 def with_settings(root: Path, target: Path, change) -> Path:
     copy = target
@@ -26,23 +31,61 @@ def with_settings(root: Path, target: Path, change) -> Path:
     return copy
 
 
-@pytest.fixture(scope="module")
-def lake(sample_lake, tmp_path_factory):
-    with sample_lake(tmp_path_factory.mktemp("registry"), "registry_tests", ["ingest", "features"]) as lake:
-        yield lake
+def constant(settings) -> None:
+    settings["training"]["params"]["min_data_in_leaf"] = 10_000_000  # no split is possible: a constant model
 
 
 def train_and_validate(rt, root):
     return pipeline.run_stages(rt, ["train", "validate"], log=lambda _: None, root=root)
 
 
-def test_champion_challenger_lifecycle_with_approval_and_rollback(lake):
+@pytest.fixture(scope="module")
+def lake(sample_lake, tmp_path_factory):
+    with sample_lake(tmp_path_factory.mktemp("registry"), "registry_tests", ["ingest", "features"]) as lake:
+        yield lake
+
+
+@pytest.fixture(scope="module")
+def first(lake):
+    """Version 1 of a new model: no @champion yet, so the naive baselines alone decide."""
+    rt, root, _ = lake
+    summary = train_and_validate(rt, root)
+    assert summary.ok, [s.error for s in summary.stages]
+    return summary
+
+
+def test_the_gate_needs_a_margin_over_the_naive_baselines_on_the_same_holdout(lake, first):
+    import mlflow
+
+    _, root, _ = lake
+    client = mlflow.MlflowClient()
+    trained, validated = first.stages[0].details, first.stages[1].details
+    version = client.get_model_version(trained["model"], trained["version"])
+    checks = json.loads(version.tags["validation_results"])
+    (gate,) = [c for c in checks if "naive baseline" in c["check"]]
+    assert not any("vs @champion" in c["check"] for c in checks)
+    assert gate["passed"] and gate["improvement"] >= load_project(root).validation.baseline.min_improvement
+    assert f"{gate['baseline_name']} " in validated["checks"] and "better) ok" in validated["checks"]
+    print(f"naive gate: {gate['check']}: {gate['value']:.4f} vs {gate['baseline_name']} {gate['baseline']:.4f}, "
+          f"{gate['improvement']:.1%} better")
+
+    # The training run logged the same baselines, on the same holdout, next to the model's metrics.
+    logged = client.get_run(version.run_id).data.metrics
+    metric = gate["check"].split()[0]
+    for name, value in gate["baselines"].items():
+        assert logged[f"baseline_{name}_{metric}"] == pytest.approx(value, rel=1e-9)
+    assert logged[metric] == pytest.approx(gate["value"], rel=1e-6)
+    assert "## Naive baselines (same holdout)" in version.description and gate["baseline_name"] in version.description
+    recorded = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/validation/results.json")
+    assert {b["name"] for b in recorded["naive_baselines"]} == set(gate["baselines"])
+    assert recorded["version"] == str(version.version) and recorded["status"] == "passed"
+
+
+def test_champion_challenger_lifecycle_with_approval_and_rollback(lake, first):
     import mlflow
 
     rt, root, _ = lake
     name = load_project(root).model_name
-    first = train_and_validate(rt, root)
-    assert first.ok, [s.error for s in first.stages]
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias(name, "challenger").version) == "1"
     with pytest.raises(registry.RegistryError, match="not approved"):
@@ -55,6 +98,8 @@ def test_champion_challenger_lifecycle_with_approval_and_rollback(lake):
     checks = json.loads(client.get_model_version(name, "2").tags["validation_results"])
     assert any("vs @champion" in c["check"] and c["passed"] for c in checks)
     registry.approve(name, "2", "reviewer", "retrained weekly")
+    approved = client.get_model_version(name, "2").tags
+    assert approved["approved_by"] == "reviewer" and approved["approved_at"] and approved["approval_reason"]
     assert registry.promote(name, "2", "ci", "weekly release")["previous"] == "1"
     assert registry.rollback(name, "oncall", "conversion dropped") == {"model": name, "champion": "1",
                                                                       "rolled_back": "2"}
@@ -63,42 +108,41 @@ def test_champion_challenger_lifecycle_with_approval_and_rollback(lake):
     assert [(h["alias"], h["version"], h["from"]) for h in history if h["alias"] == "champion"] == [
         ("champion", "1", None), ("champion", "2", "1"), ("champion", "1", "2")]
     assert history[-1]["who"] == "oncall" and history[-1]["why"] == "rollback: conversion dropped"
-    approved = client.get_model_version(name, "2").tags
-    assert approved["approved_by"] == "reviewer" and approved["approved_at"] and approved["approval_reason"]
 
-    # Rolling back twice goes further back through the trail; it never returns to the version just rolled back.
-    assert train_and_validate(rt, root).ok
-    registry.approve(name, "3", "reviewer", "retrained")
-    registry.promote(name, "3", "ci", "release 3")
-    assert registry.rollback(name, "oncall", "latency")["champion"] == "1", "2 was rolled back already"
+    # A second rollback does not toggle back to the version just rolled back; --to names one on purpose.
     with pytest.raises(registry.RegistryError, match="no earlier @champion to roll back to"):
         registry.rollback(name, "oncall", "again")
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     assert registry.rollback(name, "oncall", "2 was fine after all", to="2")["champion"] == "2"
+    with pytest.raises(registry.RegistryError, match="versions rolled back or not validated: 1, 2"):
+        registry.rollback(name, "oncall", "1 was rolled back from in turn")
+    with pytest.raises(registry.RegistryError, match="already @champion"):
+        registry.rollback(name, "oncall", "no-op", to="2")
+    assert registry.rollback(name, "oncall", "back to the first", to="1")["champion"] == "1"
 
 
-def test_the_gate_fails_closed_on_a_worse_model_and_dry_run_only_records(lake, tmp_path):
+def test_the_gate_fails_closed_on_a_worse_model_and_dry_run_only_records(lake, first, tmp_path):
+    """A constant model is a naive baseline in disguise: it fails against the naive baselines and
+    against the champion; tags set by hand cannot push it through; in dry-run mode it is recorded."""
     import mlflow
 
     rt, root, _ = lake
     name = load_project(root).model_name
     client = mlflow.MlflowClient()
     if registry.alias_version(client, name, "champion") is None:
-        assert train_and_validate(rt, root).ok
-        version = str(client.get_model_version_by_alias(name, "challenger").version)
-        registry.approve(name, version, "reviewer", "baseline")
-        registry.promote(name, version, "ci", "baseline")
+        registry.approve(name, "1", "reviewer", "baseline")
+        registry.promote(name, "1", "ci", "baseline")
     champion = str(client.get_model_version_by_alias(name, "champion").version)
 
-    def worse(settings):
-        settings["training"]["params"]["min_data_in_leaf"] = 10_000_000  # no split is possible: a constant model
-
-    worse_root = with_settings(root, tmp_path / "worse", worse)
+    worse_root = with_settings(root, tmp_path / "worse", constant)
     failed = train_and_validate(rt, worse_root)
     assert not failed.ok and failed.stages[-1].name == "validate"
-    assert "vs @champion" in failed.stages[-1].error and "FAILED" in failed.stages[-1].error
+    error = failed.stages[-1].error
+    assert "vs @champion" in error and "vs best naive baseline" in error and "FAILED" in error
     bad = failed.stages[0].details["version"]
-    assert client.get_model_version(name, bad).tags["validation_status"] == "failed"
+    version = client.get_model_version(name, bad)
+    (gate,) = [c for c in json.loads(version.tags["validation_results"]) if "naive baseline" in c["check"]]
+    assert not gate["passed"] and version.tags["validation_status"] == "failed"
     assert str(client.get_model_version_by_alias(name, "champion").version) == champion
     with pytest.raises(registry.RegistryError, match="only a passed version can be approved"):
         registry.approve(name, bad, "reviewer", "let it through")
@@ -120,67 +164,30 @@ def test_the_gate_fails_closed_on_a_worse_model_and_dry_run_only_records(lake, t
     assert str(registry.alias_version(client, name, "challenger").version) != recorded.stages[0].details["version"]
 
 
-def test_the_gate_needs_a_margin_over_the_naive_baselines_on_the_same_holdout(lake, tmp_path):
-    """A model name without a @champion: the naive baselines alone decide.  The real model passes;
-    a constant model (no split possible) is a naive baseline in disguise and fails."""
-    import mlflow
-
-    rt, root, _ = lake
-    fresh_root = with_settings(root, tmp_path / "fresh", lambda s: s.update(model_name="naive_gate_model"))
-    passed = train_and_validate(rt, fresh_root)
-    assert passed.ok, [s.error for s in passed.stages]
-    client = mlflow.MlflowClient()  # after a run: the run points MLflow at the project's local store
-    trained, validated = passed.stages[0].details, passed.stages[1].details
-    version = client.get_model_version("naive_gate_model", trained["version"])
-    (gate,) = [c for c in json.loads(version.tags["validation_results"]) if "naive baseline" in c["check"]]
-    assert gate["passed"] and gate["improvement"] >= load_project(root).validation.baseline.min_improvement
-    assert f"{gate['baseline_name']} " in validated["checks"] and "better) ok" in validated["checks"]
-    print(f"naive gate: {gate['check']}: {gate['value']:.4f} vs {gate['baseline_name']} {gate['baseline']:.4f}, "
-          f"{gate['improvement']:.1%} better")
-
-    # The training run logged the same baselines, on the same holdout, next to the model's metrics.
-    logged = client.get_run(version.run_id).data.metrics
-    for name, value in gate["baselines"].items():
-        metric = gate["check"].split()[0]
-        assert logged[f"baseline_{name}_{metric}"] == pytest.approx(value, rel=1e-9)
-    assert logged[gate["check"].split()[0]] == pytest.approx(gate["value"], rel=1e-6)
-    assert "## Naive baselines (same holdout)" in version.description and gate["baseline_name"] in version.description
-    recorded = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/validation/results.json")
-    assert {b["name"] for b in recorded["naive_baselines"]} == set(gate["baselines"])
-
-    def constant(settings):
-        settings["training"]["params"]["min_data_in_leaf"] = 10_000_000
-
-    failed = train_and_validate(rt, with_settings(fresh_root, tmp_path / "constant", constant))
-    assert not failed.ok and failed.stages[-1].name == "validate"
-    assert "vs best naive baseline" in failed.stages[-1].error and "FAILED" in failed.stages[-1].error
-    bad = client.get_model_version("naive_gate_model", failed.stages[0].details["version"])
-    (gate,) = [c for c in json.loads(bad.tags["validation_results"]) if "naive baseline" in c["check"]]
-    assert not gate["passed"] and bad.tags["validation_status"] == "failed"
-
-
-def test_a_version_left_by_a_killed_training_is_abandoned_and_never_promoted(lake, tmp_path):
+def test_a_version_left_by_a_killed_training_is_abandoned_and_never_promoted(lake, first, tmp_path):
     """A train stage killed after registering but before logging the drift baseline leaves a pending
-    version with no complete training record (simulated by removing the baseline from the local
-    artifact store).  The next validation marks it abandoned; nothing can approve or promote it."""
+    version whose run has no complete training record.  The next validation marks it abandoned;
+    nothing can approve, promote or roll back to it, whatever its tags say."""
     import mlflow
 
     rt, root, _ = lake
-    orphan_root = with_settings(root, tmp_path / "orphan", lambda s: s.update(model_name="orphan_model"))
-    trained = pipeline.run_stages(rt, ["train"], log=lambda _: None, root=orphan_root)
-    assert trained.ok, [s.error for s in trained.stages]
     client = mlflow.MlflowClient()
-    version = client.get_model_version("orphan_model", trained.stages[0].details["version"])
-    artifacts = Path(urlparse(client.get_run(version.run_id).info.artifact_uri).path)
-    (artifacts / "monitoring" / "baseline.json").unlink()
+    model = first.stages[0].details
+    source = client.get_model_version(model["model"], model["version"]).source
+    with mlflow.start_run(run_name="train-killed") as killed:  # registered the model, then died
+        pass
+    client.create_registered_model("orphan_model")
+    orphan = client.create_model_version("orphan_model", source, run_id=killed.info.run_id,
+                                         tags={"validation_status": "pending", "pipeline_run_id": "killed"})
 
+    orphan_root = with_settings(root, tmp_path / "orphan", lambda s: s.update(model_name="orphan_model"))
     later = pipeline.run_stages(rt, ["validate"], log=lambda _: None, root=orphan_root)
     assert not later.ok and "no model version of orphan_model is waiting for validation" in later.stages[0].error
-    tags = client.get_model_version("orphan_model", version.version).tags
+    tags = client.get_model_version("orphan_model", orphan.version).tags
     assert tags["validation_status"] == "abandoned" and "did not finish" in tags["abandoned_reason"]
-    client.set_model_version_tag("orphan_model", version.version, "validation_status", "passed")
+    client.set_model_version_tag("orphan_model", orphan.version, "validation_status", "passed")
     with pytest.raises(registry.RegistryError, match="no complete training record"):
-        registry.approve("orphan_model", version.version, "reviewer", "looks fine")
+        registry.approve("orphan_model", orphan.version, "reviewer", "looks fine")
     with pytest.raises(registry.RegistryError, match="no complete training record"):
-        registry.promote("orphan_model", version.version, "reviewer", "looks fine")
+        registry.promote("orphan_model", orphan.version, "reviewer", "looks fine")
     assert registry.alias_version(client, "orphan_model", "champion") is None

@@ -80,12 +80,14 @@ def great_expectations_run(df: DataFrame, expectations: list[Expectation], suite
     batch = (context.data_sources.add_spark(name=f"{suite_name}_source")
              .add_dataframe_asset(name=f"{suite_name}_batch")
              .add_batch_definition_whole_dataframe(f"{suite_name}_whole"))
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
+    configured = []
     for exp in expectations:
         cls = getattr(gx.expectations, _class_name(exp.type), None)
         if cls is None:
             raise ValueError(f"unknown Great Expectations type {exp.type!r} in the suite of {suite_name}")
-        suite.add_expectation(cls(**exp.kwargs))
+        configured.append(cls(**exp.kwargs))
+    # Built whole and stored once (adding one by one rewrites the stored suite per expectation).
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=configured))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(data=batch, suite=suite, name=f"{suite_name}_validation"))
     return definition.run(batch_parameters={"dataframe": df}, result_format=result_format)
