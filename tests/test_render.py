@@ -3,8 +3,10 @@ offline bundle validation for every target, ruff, and the project's own test sui
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -109,12 +111,54 @@ def test_ruff_is_clean_on_the_rendered_project(rendered, cid):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+ENGINE_INPUTS = ("src", "tests", "conf", "requirements", "pyproject.toml")
+TARGETS_AS_RESOLVED = ("import dataclasses, json; from {package}.config import load_targets; "
+                       "print(json.dumps({{k: dataclasses.asdict(v) for k, v in load_targets(__import__('pathlib')"
+                       ".Path('.')).items()}}, sort_keys=True))")
+
+
+def engine_inputs(project: Path) -> str:
+    """A digest of everything the generated suite's tests not marked ``bundle`` can read: the package,
+    the tests, conf/, requirements/, pyproject.toml, and the targets as the project's own config
+    resolves them from databricks.yml (the only part of the bundle a run reads).  The generated
+    tests/test_markers.py holds every test that reads more of the bundle to the marker."""
+    digest = hashlib.sha256()
+    for name in ENGINE_INPUTS:
+        paths = [project / name] if (project / name).is_file() else sorted((project / name).rglob("*"))
+        for path in paths:
+            if path.is_file() and not any(part in SKIPPED_PARTS for part in path.parts):
+                digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes())
+    package = next((project / "src").iterdir()).name
+    targets = run_in(project, "-c", TARGETS_AS_RESOLVED.format(package=package))
+    assert targets.returncode == 0, targets.stderr
+    digest.update(targets.stdout.encode())
+    return digest.hexdigest()
+
+
+def suite_plan(projects: dict[str, Path]) -> dict[str, list[str]]:
+    """Per combination, the pytest arguments of its run: the whole suite for the first combination
+    with given engine inputs, and only the ``bundle`` tests for the others, whose every other test
+    would read the very same files and targets again."""
+    plan, seen = {}, set()
+    for cid, project in projects.items():
+        inputs = engine_inputs(project)
+        plan[cid] = [] if inputs not in seen else ["-m", "bundle"]
+        seen.add(inputs)
+    return plan
+
+
 @pytest.fixture(scope="session")
-def suite_results(rendered) -> dict[str, subprocess.CompletedProcess[str]]:
+def suite_plan_of(rendered) -> dict[str, list[str]]:
+    return suite_plan(rendered)
+
+
+@pytest.fixture(scope="session")
+def suite_results(rendered, suite_plan_of) -> dict[str, subprocess.CompletedProcess[str]]:
     """Every rendered project's own test suite, two at a time: much of a suite's time is engine
     start-up and round trips, so two overlap well on two cores."""
     def run_suite(cid: str) -> subprocess.CompletedProcess[str]:
-        return run_in(rendered[cid], "-m", "pytest", "-q", "-p", "no:cacheprovider", timeout=1200)
+        return run_in(rendered[cid], "-m", "pytest", "-q", "-p", "no:cacheprovider", *suite_plan_of[cid],
+                      timeout=1200)
 
     with ThreadPoolExecutor(max_workers=SUITE_WORKERS) as pool:
         return dict(zip(IDS, pool.map(run_suite, IDS), strict=True))
@@ -125,3 +169,29 @@ def test_generated_test_suite_passes(suite_results, cid):
     result = suite_results[cid]
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert re.search(r"\d+ passed", result.stdout) and " failed" not in result.stdout
+
+
+def test_every_distinct_package_and_configuration_runs_the_whole_suite(rendered, suite_plan_of, suite_results):
+    """Each problem type with and without the feature store runs everything; the combinations that
+    differ from one of those only in the bundle run the bundle tests against their own bundle."""
+    whole = [cid for cid in IDS if not suite_plan_of[cid]]
+    options = {(rendered[cid] / "conf" / "project.yml").read_text() for cid in IDS}
+    assert len(whole) == len(options) >= 4, whole
+    for cid in IDS:
+        deselected = re.search(r"(\d+) deselected", suite_results[cid].stdout)
+        assert bool(deselected) == bool(suite_plan_of[cid]), suite_results[cid].stdout[-500:]
+
+
+def test_engine_inputs_change_with_the_package_configuration_and_targets(rendered, tmp_path):
+    project = shutil.copytree(rendered[IDS[0]], tmp_path / "copy", ignore=shutil.ignore_patterns(".local"))
+    before = engine_inputs(project)
+    (project / "resources" / "extra.yml").write_text("resources: {}\n")
+    assert engine_inputs(project) == before, "resources are input of the bundle tests only"
+    settings = project / "conf" / "project.yml"
+    settings.write_text(settings.read_text() + "\n# changed\n")
+    assert engine_inputs(project) != before
+    before = engine_inputs(project)
+    bundle = project / "databricks.yml"
+    schema = yaml.safe_load(bundle.read_text())["variables"]["schema"]["default"]
+    bundle.write_text(bundle.read_text().replace(f'default: "{schema}"', 'default: "another_schema"', 1))
+    assert engine_inputs(project) != before, "a target's schema is what runs read of the bundle"

@@ -10,6 +10,9 @@ import yaml
 
 from {{ cookiecutter.package_name }}.tools import bundle_check
 
+# Reads the bundle (databricks.yml, resources/, notebooks/): runs for every rendered option set.
+pytestmark = pytest.mark.bundle
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 JOB_FILE = "resources/bootstrap_job.yml"

@@ -81,6 +81,7 @@ def test_stages_lists_run_order(cli):
                                      "promote", "score", "monitor"]
 
 
+@pytest.mark.bundle
 def test_works_from_a_subfolder_of_the_project(cli):
     result = cli("bundle-check", "--target", "dev", cwd=PROJECT / "notebooks")
     assert result.returncode == 0, result.stdout + result.stderr

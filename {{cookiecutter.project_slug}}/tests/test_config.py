@@ -9,6 +9,9 @@ import yaml
 
 from {{ cookiecutter.package_name }}.config import ConfigError, load_targets, target_config
 
+# Reads the bundle (databricks.yml, resources/, notebooks/): runs for every rendered option set.
+pytestmark = pytest.mark.bundle
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 

@@ -9,6 +9,9 @@ import pytest
 
 from {{ cookiecutter.package_name }} import notebook
 
+# Reads the bundle (databricks.yml, resources/, notebooks/): runs for every rendered option set.
+pytestmark = pytest.mark.bundle
+
 
 class FakeWidgets:
     def __init__(self, values: dict[str, str]) -> None:
