@@ -88,3 +88,15 @@ def test_drift_is_flagged_on_the_drifted_batch_and_not_on_a_fresh_one(jvm_spark)
     assert max(r.psi for r in stable) < 0.1
     shifted = [r.column for r in drift(jvm_spark.createDataFrame(drifted), baseline, threshold) if r.drifted]
     assert shifted, "the drifted sample shifts feature distributions"
+
+
+def test_a_batch_too_small_to_tell_drift_from_noise_is_not_judged(jvm_spark):
+    """One row is a point mass: its PSI is huge in every column, which says nothing about drift."""
+    rng = np.random.default_rng(5)
+    base = pd.DataFrame({"x": rng.normal(0, 1, 2_000)})
+    baseline = fit_baseline(jvm_spark.createDataFrame(base), ["x"], bins=10)
+    (one,) = drift(jvm_spark.createDataFrame(base.head(1)), baseline, threshold=0.2, min_rows=100)
+    assert one.psi > 0.2 and one.rows == 1 and not one.drifted
+    (many,) = drift(jvm_spark.createDataFrame(base.head(1) + 4.0).unionByName(
+        jvm_spark.createDataFrame(base.head(199) + 4.0)), baseline, threshold=0.2, min_rows=100)
+    assert many.rows == 200 and many.drifted

@@ -354,7 +354,7 @@ def load_project(root: Path) -> ProjectConfig:
     inference = {"batch_periods": 1, **(raw.get("inference") or {})}
     if not isinstance(inference["batch_periods"], int) or inference["batch_periods"] < 1:
         raise ConfigError(f"{path}: inference.batch_periods must be a whole number >= 1")
-    monitoring = {"psi_threshold": 0.2, "bins": 10, "performance": {}, **(raw.get("monitoring") or {})}
+    monitoring = {"psi_threshold": 0.2, "bins": 10, "min_rows": 100, "performance": {}, **(raw.get("monitoring") or {})}
     if float(monitoring["psi_threshold"]) <= 0:
         raise ConfigError(f"{path}: monitoring.psi_threshold must be above 0 (0.1-0.25 is usual)")
     if not isinstance(monitoring["bins"], int) or not 2 <= monitoring["bins"] <= 100:

@@ -119,6 +119,7 @@ class Inference(Strict):
 class Monitoring(Strict):
     psi_threshold: float = Field(0.2, gt=0, description="a number above 0 (0.1-0.25 is usual)")
     bins: int = Field(10, ge=2, le=100, description="a whole number from 2 to 100")
+    min_rows: int = Field(100, ge=1, description="a whole number of rows >= 1")
     performance: dict[str, Bounds] = Field(default_factory=dict, description="metric: {min: x} or {max: x}")
 
 

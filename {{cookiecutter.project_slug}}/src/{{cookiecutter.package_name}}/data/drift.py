@@ -160,14 +160,17 @@ def value_shares(shares_or_counts: Sequence[float]) -> list[float]:
     return _shares(list(shares_or_counts[:-1]))
 
 
-def drift(df: DataFrame, baseline: dict[str, Any], threshold: float) -> list[ColumnDrift]:
-    """PSI of every baseline column present in ``df``; ``drifted`` when PSI >= ``threshold``."""
+def drift(df: DataFrame, baseline: dict[str, Any], threshold: float, min_rows: int = 1) -> list[ColumnDrift]:
+    """PSI of every baseline column present in ``df``; ``drifted`` when PSI >= ``threshold`` on at
+    least ``min_rows`` rows.  On few rows PSI measures sampling noise (about (bins - 1) / rows
+    with no drift at all): a one-row batch drifts in every column."""
     specs = [s for s in baseline_specs(baseline) if s.name in df.columns]
     results = []
     for spec, counts in zip(specs, bin_counts(df, specs).values(), strict=True):
         expected, actual = value_shares(spec.proportions), value_shares(counts)
         value = psi(expected, actual)
         total = sum(counts)
-        results.append(ColumnDrift(spec.name, value, total, value >= threshold, expected, actual, spec.labels[:-1],
+        results.append(ColumnDrift(spec.name, value, total, value >= threshold and total >= min_rows, expected,
+                                   actual, spec.labels[:-1],
                                    spec.proportions[-1], counts[-1] / total if total else 0.0))
     return results

@@ -39,7 +39,13 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
                                       f"version {version.version}: no new batch")
     scored = score_frame(batch, rt.model_location(name, str(version.version)), project.problem_type,
                          *rt.mlflow_uris())
-    results = drift(scored, load_baseline(version), threshold)
+    min_rows = int(project.monitoring["min_rows"])
+    results = drift(scored, load_baseline(version), threshold, min_rows)
+    rows = results[0].rows if results else 0
+    if rows < min_rows:
+        return decide(ctx, False, f"the new batch ({', '.join(map(str, periods))}) has {rows} rows, fewer than "
+                                  f"monitoring.min_rows ({min_rows}) needed to tell drift from noise: drift not "
+                                  "judged (more periods per batch: inference.batch_periods)")
     drifted = sorted((r for r in results if r.drifted), key=lambda r: -r.psi)
     if drifted:
         listed = ", ".join(f"{r.column} (PSI {r.psi:.3f})" for r in drifted[:5])

@@ -68,7 +68,8 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     batch = rt.read(INFERENCE_TABLE).where((F.col(timestamp) == F.lit(period))
                                            & (F.col("model_version") == version_number))
     ctx.log(f"  monitor: PSI of {timestamp} {period} scored by version {version_number} against its baseline")
-    results = drift(batch, load_baseline(version), threshold)
+    min_rows = int(settings["min_rows"])
+    results = drift(batch, load_baseline(version), threshold, min_rows)
     metrics, labelled = performance(batch, project.problem_type)
     checks = threshold_checks({k: v for k, v in metrics.items() if k in HIGHER_IS_BETTER},
                               settings.get("performance") or {})
@@ -89,6 +90,8 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     return StageOutput([DRIFT_TABLE], {
         "model": name, "version": version_number, "period": str(period), "rows": results[0].rows if results else 0,
         "drift_detected": bool(drifted), "drifted": ", ".join(drifted) or "none",
+        **({"drift_judged": f"no: {results[0].rows} rows < monitoring.min_rows {min_rows}"}
+           if results and results[0].rows < min_rows else {}),
         "top_psi": ", ".join(f"{r.column}={r.psi:.3f}" for r in top),
         "performance": ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()) or f"no labels yet ({labelled} rows)",
         "performance_breached": ", ".join(sorted(breached_metrics)) or "none", "chart": chart})
