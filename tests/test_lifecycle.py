@@ -65,7 +65,6 @@ def lifecycle(project: Path) -> dict[str, Any]:
     settings["training"]["params"]["min_data_in_leaf"] = 10_000_000  # no split possible: a constant model
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     steps["worse"] = cli(project, "run", "train", "validate", "promote", "--target", "local", "--json")
-    steps["after_worse"] = cli(project, "run", "score", "--target", "local", "--json")
     steps["third"] = cli(project, "run", "all", "--target", "local", "--json")
     return steps
 
@@ -119,7 +118,7 @@ def test_a_worse_candidate_is_never_promoted(runs, case):
     by_name = stages(summary)
     assert by_name["validate"]["status"] == "failed" and "FAILED" in by_name["validate"]["error"]
     assert "promote" not in by_name
-    code, summary, log = runs[case]["after_worse"]
+    code, summary, log = runs[case]["third"]  # the next run serves the champion it had
     assert code == 0 and stages(summary)["score"]["details"]["version"] == "2", log[-4000:]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from . import schema as file_schema
-from .config import ConfigError, check_schema, yaml_error
+from .config import ConfigError, check_schema, load_yaml, yaml_error
 from .names import INGEST_COLUMNS, LABEL
 
 FORMATS = ("json", "csv", "parquet")
@@ -386,7 +386,7 @@ def _features(path: Path, raw: Any, allowed: set[str]) -> Features:
 
 def load_contract(path: Path, root: Path) -> Contract:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such contract") from exc
     except yaml.YAMLError as exc:

@@ -42,6 +42,8 @@ from typing import Any
 
 import yaml
 
+from ..config import load_yaml
+
 NOTEBOOK_HEADER = "# Databricks notebook source"
 ROOT_KEYS = {
     "bundle", "include", "variables", "targets", "resources", "workspace", "presets",
@@ -119,7 +121,7 @@ class Bundle:
 
 def _load_yaml(path: Path, problems: list[str], root: Path) -> dict[str, Any] | None:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         problems.append(f"{path.relative_to(root)}: not valid YAML: {exc}".replace("\n", " "))
         return None
