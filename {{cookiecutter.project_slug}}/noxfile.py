@@ -25,7 +25,8 @@ def install(session: nox.Session) -> None:
 @nox.session(python="{{ cookiecutter.python_version }}")
 def tests(session: nox.Session) -> None:
     install(session)
-    session.run("pytest", *session.posargs)
+    # Both lanes spread over two workers; each module's tests (and the whole JVM lane) stay on one.
+    session.run("pytest", "-n", "2", "--dist", "loadgroup", *session.posargs)
 
 
 @nox.session(python="{{ cookiecutter.python_version }}")

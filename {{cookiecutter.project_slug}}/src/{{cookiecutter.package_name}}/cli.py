@@ -6,7 +6,7 @@
     python -m PACKAGE run ingest --target local --json
     python -m PACKAGE run bootstrap --target dev --catalog c --schema s
     python -m PACKAGE bundle-check [--target T] [--var name=value]
-    python -m PACKAGE bench ingest [--rows 1000000 --rows 10000000]
+    python -m PACKAGE bench ingest [--rows 1000000 --rows 10000000] [--json]
     python -m PACKAGE bench train [--rows 1030000]
     python -m PACKAGE bench score|psi [--rows 1000000]
     python -m PACKAGE approve --version 3 --reason "reviewed metrics and model card"
@@ -110,9 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     draft.add_argument("--force", action="store_true", help="overwrite existing files of the same name")
     _target_arguments(draft, engine=False)
 
-    bench = commands.add_parser("bench", help="print ingestion timings on sample data (asserts nothing)")
+    bench = commands.add_parser("bench", help="print ingestion, training, scoring or PSI timings on sample data "
+                                "(asserts nothing)")
     bench.add_argument("what", choices=["ingest", "train", "score", "psi"])
     bench.add_argument("--rows", type=int, action="append", help="records per run (repeatable; default 1000000)")
+    bench.add_argument("--json", action="store_true", help="one JSON object of the figures on stdout")
 
     for action, text in (("approve", "approve a validated model version for promotion"),
                          ("promote", "make @challenger (or --version) the @champion; needs approval"),
@@ -226,6 +228,21 @@ def _batches(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace, root: Path) -> int:
+    """Figures on stderr as they come; with ``--json`` one JSON object on stdout (a list under ``runs``
+    when several ``--rows`` were given)."""
+    bench = _tool("bench")
+    if args.what == "ingest":
+        runs = bench.bench_ingest(root, args.rows or [1_000_000])
+    else:
+        measure = {"train": bench.bench_train, "score": bench.bench_score}.get(args.what)
+        default = 1_030_000 if args.what == "train" else 1_000_000
+        runs = [measure(root, rows) if measure else bench.bench_psi(rows) for rows in args.rows or [default]]
+    if args.json:
+        print(json.dumps({"bench": args.what, **runs[0]} if len(runs) == 1 else {"bench": args.what, "runs": runs}))
+    return 0
+
+
 def _run(args: argparse.Namespace, root: Path) -> int:
     summary = run_summary(args, root)
     if args.json:
@@ -282,17 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("approve", "promote", "rollback"):
             return _registry(args, root)
         if args.command == "bench":
-            bench = _tool("bench")
-            if args.what == "ingest":
-                bench.bench_ingest(root, args.rows or [1_000_000])
-            for rows in args.rows or [1_030_000 if args.what == "train" else 1_000_000]:
-                if args.what == "train":
-                    bench.bench_train(root, rows)
-                elif args.what == "score":
-                    bench.bench_score(root, rows)
-                elif args.what == "psi":
-                    bench.bench_psi(rows)
-            return 0
+            return _bench(args, root)
         return _run(args, root)
     except (ConfigError, PlatformError, ValueError, StageFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Timings on sample data; they print figures and assert nothing.
 
-* ``bench ingest``: bronze -> silver -> gold next to a bare read-raw -> write-Delta of the same
-  files in the same run, and a rerun with no new files;
+* ``bench ingest``: bronze -> silver -> gold next to, in the same run, the floor of a single-pass
+  pipeline (the same records read, parsed with the contract's types and written to Delta once) and a
+  bare read-raw -> write-Delta; and a rerun with no new files;
 * ``bench train``: the train stage on a training set of the given size, and the share of it
   spent logging to MLflow;
 * ``bench score``: scoring with ``@champion`` in process, with ``mapInPandas`` and with
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from ..config import load_project
 from ..contract import load_contracts
 from ..data.drift import drift, fit_baseline
 from ..data.inputs import model_inputs
+from ..data.quality import cast_expression
 from ..ml.registry import alias_version, mlflow_client
 from ..ml.scoring import score_frame
 from ..names import LABEL, SCORE_COLUMNS
@@ -31,17 +34,29 @@ from ..runtime.landing import list_landing_files, read_landing_file
 from .sample_data import generate
 
 
+def _landing_frame(rt, contract, files: list[Path]):
+    frames = [read_landing_file(rt.spark, f, contract) for f in files]
+    frame = frames[0]
+    for other in frames[1:]:
+        frame = frame.unionByName(other)
+    return frame
+
+
 def _bare_copy(rt, contract, files: list[Path], target: Path) -> float:
     """Read the raw files as the bronze reader does, without parsing, and write them to Delta."""
     start = time.perf_counter()
-    if contract.format == "json":
-        frame = rt.spark.read.text([str(f) for f in files])
-    else:
-        frames = [read_landing_file(rt.spark, f, contract) for f in files]
-        frame = frames[0]
-        for other in frames[1:]:
-            frame = frame.unionByName(other)
+    frame = rt.spark.read.text([str(f) for f in files]) if contract.format == "json" else _landing_frame(
+        rt, contract, files)
     frame.write.format("delta").mode("overwrite").save(str(target))
+    return time.perf_counter() - start
+
+
+def _typed_copy(rt, contract, files: list[Path], target: Path) -> float:
+    """The floor of a single-pass pipeline: the same records read as bronze reads them, every column
+    parsed to the contract's type as silver parses it, written to Delta once."""
+    start = time.perf_counter()
+    typed = _landing_frame(rt, contract, files).select(*[cast_expression(c).alias(c.name) for c in contract.columns])
+    typed.write.format("delta").mode("overwrite").save(str(target))
     return time.perf_counter() - start
 
 
@@ -57,6 +72,7 @@ def bench_ingest(root: Path, sizes: list[int]) -> list[dict[str, float]]:
                 generated = time.perf_counter() - start
                 files = list_landing_files(Path(rt.landing_path(contract.path)))
                 bare = _bare_copy(rt, contract, files, scratch / "bare")
+                typed = _typed_copy(rt, contract, files, scratch / "typed")
                 start = time.perf_counter()
                 first = run_stages(rt, ["ingest"], run_id="bench-1", log=lambda _: None, root=root)
                 ingest = time.perf_counter() - start
@@ -65,17 +81,20 @@ def bench_ingest(root: Path, sizes: list[int]) -> list[dict[str, float]]:
                 rerun = time.perf_counter() - start
                 if not (first.ok and second.ok):
                     raise RuntimeError(f"ingestion failed during the benchmark: {first.to_text()}")
-            result = {"records": report.records, "generate_s": generated, "bare_s": bare, "ingest_s": ingest,
-                      "ratio": ingest / bare, "rerun_s": rerun}
+            result = {"rows": report.records, "pipeline_seconds": ingest, "typed_copy_seconds": typed,
+                      "ratio": ingest / typed, "bare_copy_seconds": bare, "rerun_seconds": rerun,
+                      "generate_seconds": generated, "stage_seconds": {s.name: s.seconds for s in first.stages}}
             results.append(result)
-            print(f"{report.records:>11,} records: bronze->gold {ingest:7.1f} s, bare read->Delta {bare:6.1f} s, "
-                  f"ratio {ingest / bare:4.1f}x (goal <= 3x); rerun with no new files {rerun:4.2f} s (goal <= 3 s); "
-                  f"generating the files took {generated:.1f} s", flush=True)
+            stages = ", ".join(f"{s.name} {s.seconds:.1f} s" for s in first.stages)
+            print(f"{report.records:>11,} records: bronze->gold {ingest:7.1f} s ({stages}); typed single-pass copy "
+                  f"{typed:6.1f} s: ratio {ingest / typed:4.1f}x (goal <= 5x); bare read->Delta {bare:6.1f} s; "
+                  f"rerun with no new files {rerun:4.2f} s; generating the files took {generated:.1f} s",
+                  file=sys.stderr, flush=True)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     for smaller, larger in pairwise(results):
-        print(f"time ratio {larger['records'] / smaller['records']:.0f}x more records: "
-              f"{larger['ingest_s'] / smaller['ingest_s']:.1f}x the time (goal <= 10x)")
+        print(f"{larger['rows'] / smaller['rows']:.0f}x more records: "
+              f"{larger['pipeline_seconds'] / smaller['pipeline_seconds']:.1f}x the time", file=sys.stderr)
     return results
 
 
@@ -99,10 +118,11 @@ def bench_train(root: Path, rows: int) -> dict[str, float]:
     split = details["split"]
     logging = float(details["mlflow_logging_seconds"])
     training_rows = int(split["train_rows"]) + int(split["valid_rows"])
-    print(f"train stage on {training_rows:,} rows: {total:.1f} s wall (goal <= 60 s), of which fitting "
+    print(f"train stage on {training_rows:,} rows: {total:.1f} s wall, of which fitting "
           f"{details['fit_seconds']:.1f} s and MLflow logging + registration {logging:.1f} s = "
-          f"{logging / total:.0%} (goal <= 10%)", flush=True)
-    return {"rows": training_rows, "total_s": total, "logging_s": logging}
+          f"{logging / total:.0%} (goal <= 10%)", file=sys.stderr, flush=True)
+    return {"rows": training_rows, "train_seconds": total, "fit_seconds": float(details["fit_seconds"]),
+            "mlflow_seconds": logging, "mlflow_share": logging / total}
 
 
 def _rate(rows: int, seconds: float) -> str:
@@ -158,10 +178,11 @@ def bench_score(root: Path, rows: int) -> dict[str, float]:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"scoring {rows:,} rows with @champion: in-process pandas predict {_rate(rows, in_process)}; "
-          f"mapInPandas {_rate(rows, mapped)} = {in_process / mapped:.2f}x in-process (goal >= 0.5x); "
-          f"mlflow spark_udf {_rate(rows, udf_seconds)}: mapInPandas is {udf_seconds / mapped:.2f}x its "
-          "throughput (goal > 1x)", flush=True)
-    return {"rows": rows, "in_process_s": in_process, "map_in_pandas_s": mapped, "spark_udf_s": udf_seconds}
+          f"the score stage's mapInPandas {_rate(rows, mapped)} = {in_process / mapped:.2f}x in-process "
+          f"(goal >= 0.7x); mlflow spark_udf {_rate(rows, udf_seconds)}: mapInPandas is "
+          f"{udf_seconds / mapped:.2f}x its throughput", file=sys.stderr, flush=True)
+    return {"rows": rows, "in_process_seconds": in_process, "pipeline_seconds": mapped, "spark_udf_seconds": udf_seconds,
+            "ratio": in_process / mapped}
 
 
 def bench_psi(rows: int, columns: int = 20) -> dict[str, float]:
@@ -190,6 +211,7 @@ def bench_psi(rows: int, columns: int = 20) -> dict[str, float]:
             seconds = time.perf_counter() - start
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"PSI on {rows:,} rows x {len(results)} columns: {seconds:.2f} s (goal <= 10 s); fitting the baseline on "
-          f"{rows:,} rows took {fitted:.2f} s; {sum(r.drifted for r in results)} columns flagged", flush=True)
-    return {"rows": rows, "columns": len(results), "psi_s": seconds, "baseline_s": fitted}
+    print(f"PSI on {rows:,} rows x {len(results)} columns: {seconds:.2f} s; fitting the baseline on "
+          f"{rows:,} rows took {fitted:.2f} s; {sum(r.drifted for r in results)} columns flagged", file=sys.stderr,
+          flush=True)
+    return {"rows": rows, "columns": len(results), "psi_seconds": seconds, "baseline_seconds": fitted}
