@@ -53,13 +53,23 @@ def spark_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
 
 
+# Test frames are a few thousand rows: compiling generated code for each query costs more than it
+# saves, and one shuffle partition is enough (about a sixth of the lane's time).
+JVM_SMALL_DATA = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.shuffle.partitions": "1",
+}
+
+
 @pytest.fixture(scope="session")
 def jvm_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from {{ cookiecutter.package_name }}.runtime import start_jvm
 
     with pytest.MonkeyPatch.context() as patch:  # a classic session, even after the Sail lane started
         patch.delenv("SPARK_CONNECT_MODE_ENABLED", raising=False)
-        spark = start_jvm(tmp_path_factory.mktemp("jvm"), delta=False)
+        spark = start_jvm(tmp_path_factory.mktemp("jvm"), delta=False, extra=JVM_SMALL_DATA)
     yield spark
     spark.stop()
 
