@@ -36,6 +36,14 @@ def pyfunc_input(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype({c: "float64" for c in integers}) if len(integers) else frame
 
 
+def predict_logged(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """A logged model's outputs on the columns its signature declares, in that order: MLflow warns
+    on every call about any other column (keys, timestamps, the label)."""
+    schema = model.metadata.get_input_schema()
+    names = schema.input_names() if schema is not None else list(frame.columns)
+    return model.predict(pyfunc_input(frame[names]))
+
+
 def predictions(raw: np.ndarray, problem_type: str, threshold: float = 0.5) -> pd.DataFrame:
     if problem_type == "classification":
         return pd.DataFrame({"prediction": (raw >= threshold).astype("int64"), "probability": raw.astype("float64")})
@@ -68,7 +76,7 @@ def score_frame(df: DataFrame, model_location: str, problem_type: str, tracking_
         def scored() -> Any:
             chunk = pd.concat(pending, ignore_index=True)
             pending.clear()
-            result = model.predict(pyfunc_input(chunk))
+            result = predict_logged(model, chunk)
             for column in outputs:
                 chunk[column] = result[column].to_numpy(dtype="float64")
             return chunk

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlflow.data.spark_dataset import SparkDataset
+
 from ..runtime import Runtime
 from .candidates import Candidate
 from .reports import release_figure
@@ -18,6 +20,20 @@ from .scoring import pyfunc_input
 
 # The package folder, logged with the model so that it loads wherever it is served.
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+class CountedSparkDataset(SparkDataset):
+    """A Spark dataset whose profile is its row count.  MLflow's own profile asks ``df.rdd``, which
+    Spark Connect (the local engine, Databricks serverless) does not have, and warns on every run."""
+
+    def __init__(self, dataset: SparkDataset) -> None:
+        super().__init__(df=dataset.df, source=dataset.source, targets=dataset.targets, name=dataset.name,
+                         digest=dataset.digest, predictions=dataset.predictions)
+        self._rows = self.df.count()
+
+    @property
+    def profile(self) -> dict[str, int]:
+        return {"approx_count": self._rows}
 
 
 @dataclass
@@ -64,7 +80,8 @@ def log_and_register(rt: Runtime, candidate: Candidate, *, root: Path, commit: s
                 mlflow.log_metrics(metrics)
         mlflow.log_metrics({**candidate.metrics, **(naive_baseline_metrics or {}), "fit_seconds": fit_seconds})
         for source in sources:
-            mlflow.log_input(rt.lineage_dataset(source["short"], source["version"]), context="training")
+            mlflow.log_input(CountedSparkDataset(rt.lineage_dataset(source["short"], source["version"])),
+                             context="training")
         for path, figure in candidate.figures.items():
             mlflow.log_figure(figure, path)
             release_figure(figure)

@@ -36,7 +36,7 @@ from ..ml.registry import (
     mlflow_client,
     set_alias,
 )
-from ..ml.scoring import pyfunc_input
+from ..ml.scoring import predict_logged
 from ..names import LABEL
 from ..runtime import Runtime
 
@@ -80,7 +80,7 @@ def holdout_checks(rt: Runtime, ctx: RunContext, version: Any,
 
     def scored(v: Any) -> dict[str, float]:
         model = mlflow.pyfunc.load_model(f"models:/{ctx.model_name}/{v.version}")
-        return evaluate(project.problem_type, truth, model.predict(pyfunc_input(holdout)))
+        return evaluate(project.problem_type, truth, predict_logged(model, holdout))
 
     candidate = scored(version)
     checks, shown, recorded = [], {"holdout_rows": len(holdout)}, {}
