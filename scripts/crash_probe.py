@@ -99,12 +99,18 @@ def main() -> int:
     started = time.perf_counter()
     # While the reference run holds the run lock, a second run must be refused.
     reference_run = subprocess.Popen(command(template, "run", "all", "--target", "local", "--json"), cwd=template,
-                                     env=environment(template), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=environment(template), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)
+    reference_log = ""
+    for line in reference_run.stderr:  # the lock is taken before the first stage starts
+        reference_log += line
+        if "] bronze ..." in line:
+            break
     concurrent = subprocess.run(command(template, "run", "bronze", "--target", "local"), cwd=template,
                                 env=environment(template), capture_output=True, text=True, timeout=300)
     refused = concurrent.returncode == 2 and "another run" in concurrent.stderr
-    _, reference_log = reference_run.communicate(timeout=1800)
+    reference_log += reference_run.stderr.read()
+    reference_run.wait(timeout=1800)
     duration = time.perf_counter() - started
     if reference_run.returncode != 0:
         print(reference_log[-3000:])
