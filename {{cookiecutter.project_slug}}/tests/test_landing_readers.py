@@ -59,7 +59,7 @@ def write_like_r(frame: pd.DataFrame, path: Path, eol: str = "\n") -> None:
 
 
 def rows(sail_spark, path: Path, contract) -> list[dict]:
-    frame = read_landing_file(sail_spark, path, contract)
+    frame = read_landing_file(sail_spark, path, contract, path.parent / "scratch")
     return [r.asDict() for r in frame.orderBy(F.asc_nulls_last("customer_id")).collect()]
 
 
@@ -117,9 +117,9 @@ def test_an_option_the_local_reader_cannot_honour_is_named(sail_spark, tmp_path)
     contract = contract_for(tmp_path, {"header": "true", "mode": "FAILFAST", "ignoreLeadingWhiteSpace": "true"})
     with pytest.raises(ConfigError, match=r"people.yml: options \['ignoreLeadingWhiteSpace', 'mode'\] cannot be "
                                           r"honoured by the local csv reader"):
-        read_landing_file(sail_spark, path, contract)
+        read_landing_file(sail_spark, path, contract, tmp_path / "scratch")
     with pytest.raises(ConfigError, match=r"options.header is 'yes'. Fix: use true or false"):
-        read_landing_file(sail_spark, path, contract_for(tmp_path, {"header": "yes"}))
+        read_landing_file(sail_spark, path, contract_for(tmp_path, {"header": "yes"}), tmp_path / "scratch")
 
 
 def test_a_file_with_none_of_the_contracts_columns_says_which_it_has(sail_spark, tmp_path):
@@ -127,7 +127,7 @@ def test_a_file_with_none_of_the_contracts_columns_says_which_it_has(sail_spark,
     path.write_text("order_no,amount\nO-1,3\n")
     with pytest.raises(ConfigError, match=r"none of the contract's columns \['customer id', .*\] is in .*other.csv, "
                                           r"whose columns are \['order_no', 'amount'\]"):
-        read_landing_file(sail_spark, path, contract_for(tmp_path, {"header": "true"}))
+        read_landing_file(sail_spark, path, contract_for(tmp_path, {"header": "true"}), tmp_path / "scratch")
 
 
 def test_json_multiline_reads_an_array_document_or_one_object_and_keeps_a_broken_one_whole(sail_spark, tmp_path):
@@ -157,4 +157,4 @@ def test_json_multiline_reads_an_array_document_or_one_object_and_keeps_a_broken
     assert all(r[CORRUPT] is not None and r["customer_id"] is None for r in as_lines), "without multiLine: JSON lines"
     with pytest.raises(ConfigError, match=r"options \['allowComments'\] cannot be honoured by the local json reader"):
         read_landing_file(sail_spark, array, contract_for(tmp_path, {"multiLine": "true", "allowComments": "true"},
-                                                          file_format="json"))
+                                                          file_format="json"), tmp_path / "scratch")

@@ -1,7 +1,7 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # Batch inference
-# MAGIC Scores the latest period with `@champion` (loaded once per partition, `mapInPandas`) after the
+# MAGIC Scores the latest period with `@champion` (loaded once per partition, `mapInArrow`) after the
 # MAGIC data gate on its inputs, and MERGEs the rows into the inference table (reruns insert nothing).
 
 # COMMAND ----------

@@ -4,6 +4,7 @@ JVM SparkSession with fast test settings."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,9 @@ def start_jvm(scratch: Path, delta: bool = True, extra: dict[str, str] | None = 
     """A local JVM SparkSession with fast settings (``extra`` added on top); ``delta=True`` adds
     the Delta Lake jars through delta-spark, which downloads them from Maven on first use."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers (scoring, per-segment training) run this interpreter, not whichever ``python3``
+    # is first on PATH, which lacks the project's packages unless a venv is active.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master("local[2]").appName(PACKAGE)

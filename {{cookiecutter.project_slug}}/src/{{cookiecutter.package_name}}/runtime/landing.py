@@ -3,7 +3,10 @@
 Every reader returns the bronze shape: contract columns as strings, ``_rescued_data``,
 ``_corrupt_record`` and ``_source_file``.  JSON (lines, or with ``multiLine`` one document per
 file) is parsed by Spark; CSV goes through pyarrow, whose invalid-row handler keeps malformed lines
-instead of failing the file.
+instead of failing the file.  What pyarrow reads (CSV, and Parquet whose nanosecond timestamps
+Spark cannot hold) is streamed into a Parquet file under the caller's ``scratch`` folder, which
+the engine reads itself: a frame sent from this process would go through Spark Connect's 128 MB
+message limit (a 1M-row file is ~450 MB) and through pandas.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,8 +26,7 @@ from ..config import ConfigError
 from ..contract import Contract
 from ..names import CORRUPT, RESCUED, SOURCE_FILE
 
-if TYPE_CHECKING:
-    import pandas as pd
+BLOCK_BYTES = 16 << 20  # pyarrow reads and parses a CSV file in blocks of this size
 
 
 def _q(name: str) -> str:
@@ -208,10 +210,10 @@ class _CsvFile:
             found = first.schema.names if self.header else [""] * len(first.schema.names)
         return [name if name.strip() else f"_c{i}" for i, name in enumerate(found)]
 
-    def read(self, names: list[str]) -> pd.DataFrame:
-        """Every row as text in ``names``; rows with too many or too few fields only in ``_corrupt_record``."""
-        import pandas as pd
-        import pyarrow as pa
+    def stage(self, names: list[str], target: Path) -> None:
+        """Every row as text in ``names`` into the Parquet file ``target``, block by block; rows with
+        too many or too few fields only in ``_corrupt_record``."""
+        import pyarrow.compute as pc
         from pyarrow import csv
 
         bad_lines: list[str] = []
@@ -221,32 +223,44 @@ class _CsvFile:
             return "skip"
 
         null_value = self.contract.options.get("nullValue", "")
-        table = csv.read_csv(
+        empty_value = self.contract.options.get("emptyValue")
+        schema = pa.schema([(n, pa.string()) for n in [*names, CORRUPT]])
+        reader = csv.open_csv(
             self.source(),
-            read_options=csv.ReadOptions(encoding=self.encoding, column_names=names, skip_rows=1 if self.header else 0),
+            read_options=csv.ReadOptions(encoding=self.encoding, column_names=names, skip_rows=1 if self.header else 0,
+                                         block_size=BLOCK_BYTES),
             parse_options=self.parse_options(keep_bad_line),
             convert_options=csv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                null_values=sorted({null_value, ""}),
                                                strings_can_be_null=True, quoted_strings_can_be_null=False),
         )
-        frame = table.to_pandas()
-        if "emptyValue" in self.contract.options:
-            frame = frame.replace("", self.contract.options["emptyValue"])
-        frame[CORRUPT] = None
-        if bad_lines:
-            frame = pd.concat([frame, pd.DataFrame({CORRUPT: bad_lines})], ignore_index=True)
-        return frame.astype(object).where(frame.notna(), None)
+        with reader, pq.ParquetWriter(target, schema) as writer:
+            for batch in reader:
+                columns = batch.columns
+                if empty_value is not None:
+                    columns = [pc.if_else(pc.equal(c, ""), empty_value, c) for c in columns]
+                writer.write_batch(pa.record_batch([*columns, pa.nulls(batch.num_rows, pa.string())], schema=schema))
+            if bad_lines:
+                writer.write_table(pa.table({**{n: pa.nulls(len(bad_lines), pa.string()) for n in names},
+                                             CORRUPT: pa.array(bad_lines, pa.string())}, schema=schema))
 
 
-def _read_csv(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
+def _staged(scratch: Path) -> Path:
+    """A new Parquet file in ``scratch`` (numbered: a landing file's own name may hold characters
+    that Spark reads as a glob)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    return scratch / f"{len(list(scratch.iterdir())):06d}.parquet"
+
+
+def _read_csv(spark: SparkSession, path: Path, contract: Contract, scratch: Path) -> DataFrame:
     """A CSV file through pyarrow (``_CsvFile``); rows with too many or too few fields go to
     ``_corrupt_record``."""
     csv_file = _CsvFile(path, contract)
     names = csv_file.column_names()
     check_columns_found(names, path, contract)
-    frame = csv_file.read(names)
-    schema = ", ".join(f"`{c}` string" for c in frame.columns)
-    df = spark.createDataFrame([], schema) if frame.empty else spark.createDataFrame(frame, schema)
+    target = _staged(scratch)
+    csv_file.stage(names, target)
+    df = spark.read.parquet(str(target))
     return conform_table(df.withColumn(SOURCE_FILE, F.lit(str(path))), contract)
 
 
@@ -288,21 +302,31 @@ def check_columns_found(found: list[str], path: Path, contract: Contract) -> Non
                           "or point path at this source's files")
 
 
-def _read_parquet(spark: SparkSession, path: Path) -> DataFrame:
-    """A Parquet file through pyarrow: pandas writes timestamps in nanoseconds by default, which
-    Spark's types cannot hold, so they are read as microseconds (what Spark on Databricks keeps)."""
-    table = pq.read_table(path)
+def _read_parquet(spark: SparkSession, path: Path, scratch: Path) -> DataFrame:
+    """A Parquet file as the engine reads it; pandas writes timestamps in nanoseconds by default,
+    which Spark's types cannot hold, so such a file is first rewritten with microseconds (what
+    Spark on Databricks keeps), row group by row group."""
+    source = pq.ParquetFile(path)
+    schema = source.schema_arrow
     fields = [pa.field(f.name, pa.timestamp("us", f.type.tz), f.nullable)
-              if pa.types.is_timestamp(f.type) and f.type.unit == "ns" else f for f in table.schema]
-    return spark.createDataFrame(table.cast(pa.schema(fields), safe=False))
+              if pa.types.is_timestamp(f.type) and f.type.unit == "ns" else f for f in schema]
+    if fields == list(schema):
+        return spark.read.parquet(str(path))
+    target, micros = _staged(scratch), pa.schema(fields)
+    with pq.ParquetWriter(target, micros) as writer:
+        for batch in source.iter_batches():
+            writer.write_batch(batch.cast(micros, safe=False))
+    return spark.read.parquet(str(target))
 
 
-def read_landing_file(spark: SparkSession, path: Path, contract: Contract) -> DataFrame:
+def read_landing_file(spark: SparkSession, path: Path, contract: Contract, scratch: Path) -> DataFrame:
+    """One landing file in the bronze shape.  ``scratch`` is a folder the reader may write Parquet
+    files into; the caller removes it once the frame has been written."""
     check_local_options(contract)
     if contract.format == "json":
         return parse_json_lines(_json_records(spark, path, contract), contract)
     if contract.format == "csv":
-        return _read_csv(spark, path, contract)
-    table = _read_parquet(spark, path)
+        return _read_csv(spark, path, contract, scratch)
+    table = _read_parquet(spark, path, scratch)
     check_columns_found(table.columns, path, contract)
     return conform_table(table.withColumn(SOURCE_FILE, F.lit(str(path))), contract)

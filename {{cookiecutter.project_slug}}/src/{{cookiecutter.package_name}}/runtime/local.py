@@ -203,17 +203,20 @@ class LocalRuntime(Runtime):
 
     def ingest_landing(self, contract: Contract, table: str, batch_id: int, known: KnownFiles) -> list[LandedFile]:
         """Incremental batch ingestion of the files ``known`` has not ingested.  Each file is read
-        on its own: one that cannot be read is returned as ``unreadable`` with the reason and the
-        others go on.  A rewritten or appended file is ``changed``; it is read again only when the
-        contract sets ``allowOverwrites`` (Auto Loader's option).  Rows of the files from an
-        interrupted earlier attempt are deleted first, so a retry never duplicates."""
-        import pyarrow as pa
+        on its own into a staging folder: one that cannot be read is returned as ``unreadable``
+        with the reason and the others go on.  A rewritten or appended file is ``changed``; it is
+        read again only when the contract sets ``allowOverwrites`` (Auto Loader's option).  Rows of
+        the files from an interrupted earlier attempt are deleted first, so a retry never
+        duplicates; the staging folder of an interrupted attempt is cleared."""
+        import pyarrow.parquet as pq
         from pyspark.sql import functions as F
 
         root = Path(self.landing_path(""))
         overwrites = contract.options.get("allowOverwrites", "false").lower() == "true"
+        staging = self.local_dir / "staging" / check_name("table", table)
+        shutil.rmtree(staging, ignore_errors=True)
         looked: list[LandedFile] = []
-        tables: dict[str, Any] = {}
+        staged: dict[str, tuple[Path, int]] = {}
         for path in list_landing_files(Path(self.landing_path(contract.path))):
             key = landing_key(path, root)
             stat = path.stat()
@@ -230,26 +233,28 @@ class LocalRuntime(Runtime):
                 continue
             reason = unreadable_reason(path, contract.format)
             if reason is None:
+                rows_dir = staging / "rows" / f"{len(looked):06d}"
                 try:
-                    tables[key] = read_landing_file(self.spark, path, contract).withColumn(
-                        SOURCE_FILE, F.lit(key)).toArrow()
+                    read_landing_file(self.spark, path, contract, staging / "read").withColumn(
+                        SOURCE_FILE, F.lit(key)).write.parquet(str(rows_dir))
                 except (ConfigError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # any reader failure is this file's, reported with its reason
                     reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
                 else:
-                    if tables[key].num_rows == 0:
+                    records = sum(pq.read_metadata(part).num_rows for part in rows_dir.glob("*.parquet"))
+                    if records:
+                        staged[key] = (rows_dir, records)
+                    else:
                         reason = "no records"
-                        del tables[key]
             looked.append(replace(file, status="unreadable", reason=reason) if reason else file)
-        if not tables:
-            return looked
-        batch = self.spark.createDataFrame(pa.concat_tables(list(tables.values()), promote_options="default"))
-        batch = batch.withColumn(INGESTED_AT, F.current_timestamp()).withColumn(BATCH, F.lit(batch_id).cast("bigint"))
-        files = self.spark.createDataFrame([(key,) for key in tables], f"{SOURCE_FILE} string")
-        self.replace_matching(batch, table, files)
-        counts = {key: table.num_rows for key, table in tables.items()}
-        return [replace(f, records=counts[f.path]) if f.path in counts else f for f in looked]
+        if staged:
+            batch = self.spark.read.parquet(*[str(folder) for folder, _ in staged.values()])
+            batch = batch.withColumn(INGESTED_AT, F.current_timestamp()).withColumn(BATCH, F.lit(batch_id).cast("bigint"))
+            files = self.spark.createDataFrame([(key,) for key in staged], f"{SOURCE_FILE} string")
+            self.replace_matching(batch, table, files)
+        shutil.rmtree(staging, ignore_errors=True)
+        return [replace(f, records=staged[f.path][1]) if f.path in staged else f for f in looked]
 
     def close(self) -> None:
         super().close()

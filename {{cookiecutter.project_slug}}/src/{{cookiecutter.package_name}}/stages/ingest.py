@@ -146,9 +146,16 @@ def bronze(rt: Runtime, ctx: RunContext) -> StageOutput:
 # --- silver ------------------------------------------------------------------------------------
 
 
-def _count_by_status(checked: DataFrame) -> dict[str, int]:
-    counts = {row[STATUS]: int(row["count"]) for row in checked.groupBy(STATUS).count().collect()}
-    return {status: counts.get(status, 0) for status in ("valid", "quarantined", "malformed")}
+def _batch_counts(checked: DataFrame, contract: Contract) -> dict[str, int]:
+    """Rows per status, and ``upserts``: the distinct primary keys of the valid rows, which is how
+    many rows silver receives (one per key), counted without deduplicating a first time.  Two
+    small queries: a distinct count next to other aggregates is ~80x slower on the local engine."""
+    by_status = {row[STATUS]: int(row["count"]) for row in checked.groupBy(STATUS).count().collect()}
+    counts = {status: by_status.get(status, 0) for status in ("valid", "quarantined", "malformed")}
+    valid = checked.where(F.col(STATUS) == "valid")
+    counts["upserts"] = int(valid.agg(F.count_distinct(F.struct(*[F.col(f"`{k}`") for k in contract.primary_key])))
+                            .first()[0])
+    return counts
 
 
 def _top_failures(quarantined: DataFrame, limit: int = 5) -> list[tuple[str, int]]:
@@ -181,10 +188,10 @@ def silver_batch(rt: Runtime, ctx: RunContext, contract: Contract, first: int, l
     # MERGE below all scan it instead of re-parsing bronze (serverless has no cache()).
     rt.write(typed_with_failures(bronze_rows, contract), contract.staging_table, mode="overwrite")
     checked = rt.read(contract.staging_table)
-    raw = checked.count()
-    counts = _count_by_status(checked)
+    raw = checked.count()  # from the Delta log's statistics, independent of the counts below
+    counts = _batch_counts(checked, contract)
     upserts_df = silver_rows(checked, contract)
-    upserts = upserts_df.count()
+    upserts = counts["upserts"]
     duplicates = counts["valid"] - upserts
     rejected = quarantine_rows(checked)
     batch_ids = rt.spark.range(int(first), int(last) + 1).withColumnRenamed("id", BATCH)

@@ -287,22 +287,24 @@ def with_every_field(spark: SparkSession, files: Sequence[Path], contract: Contr
     return replace(contract, columns=tuple(Column(name=s, type="string", source=s) for s in sources or [NO_FIELDS]))
 
 
-def read_text(spark: SparkSession, files: Sequence[Path], contract: Contract) -> DataFrame:
-    """Every file through the landing reader, as bronze reads it (every column as text)."""
-    frames = [read_landing_file(spark, f, contract) for f in files]
+def read_text(spark: SparkSession, files: Sequence[Path], contract: Contract, scratch: Path) -> DataFrame:
+    """Every file through the landing reader, as bronze reads it (every column as text); the
+    reader's files go to ``scratch``."""
+    frames = [read_landing_file(spark, f, contract, scratch) for f in files]
     return reduce(DataFrame.unionByName, frames)
 
 
-def malformed_count(spark: SparkSession, path: Path, contract: Contract) -> int:
-    return read_text(spark, [path], with_every_field(spark, [path], contract)).where(F.col(CORRUPT).isNotNull()).count()
+def malformed_count(spark: SparkSession, path: Path, contract: Contract, scratch: Path) -> int:
+    every_field = with_every_field(spark, [path], contract)
+    return read_text(spark, [path], every_field, scratch).where(F.col(CORRUPT).isNotNull()).count()
 
 
-def writes_na(spark: SparkSession, path: Path, contract: Contract) -> bool:
+def writes_na(spark: SparkSession, path: Path, contract: Contract, scratch: Path) -> bool:
     """Whether a field of the file is the bare text NA (R's ``write.csv`` missing value)."""
     contract = with_every_field(spark, [path], contract)
     # One flat array, not a chain of ORs: a chain nests a level per column (Spark Connect's plan depth).
     is_na = F.array_contains(F.array(*[F.col(f"`{c.name}`") for c in contract.columns]), "NA")
-    return read_text(spark, [path], contract).where(is_na).limit(1).count() > 0
+    return read_text(spark, [path], contract, scratch).where(is_na).limit(1).count() > 0
 
 
 def sniffed_text(path: Path, encoding: str | None, comment: str | None) -> str:
@@ -312,7 +314,8 @@ def sniffed_text(path: Path, encoding: str | None, comment: str | None) -> str:
     return "".join(line for line in text.splitlines(keepends=True) if not (comment and line.startswith(comment)))
 
 
-def detect_options(spark: SparkSession, first: Path, file_format: str, given: dict[str, str]) -> dict[str, str]:
+def detect_options(spark: SparkSession, first: Path, file_format: str, given: dict[str, str],
+                   scratch: Path) -> dict[str, str]:
     """Reader options for the files, detected on the first one; ``given`` options always win.
     CSV: a header (assumed), the delimiter, the encoding when it is not UTF-8, ``nullValue: NA``
     when the file writes NA, ``multiLine`` when quoted fields span lines.  JSON: ``multiLine`` when
@@ -331,13 +334,14 @@ def detect_options(spark: SparkSession, first: Path, file_format: str, given: di
             encoding = options.get("encoding") or options.get("charset")
             options["delimiter"] = sniff_delimiter(sniffed_text(first, encoding, options.get("comment")))
     if "multiLine" not in options:
-        malformed = malformed_count(spark, first, reading_contract("draft", file_format, first.parent, options))
+        malformed = malformed_count(spark, first, reading_contract("draft", file_format, first.parent, options),
+                                    scratch)
         multiline = {**options, "multiLine": "true"}
         if malformed and malformed_count(spark, first, reading_contract("draft", file_format, first.parent,
-                                                                          multiline)) < malformed:
+                                                                          multiline), scratch) < malformed:
             options = multiline
     if file_format == "csv" and "nullValue" not in options and writes_na(
-            spark, first, reading_contract("draft", file_format, first.parent, options)):
+            spark, first, reading_contract("draft", file_format, first.parent, options), scratch):
         options["nullValue"] = "NA"
     return options
 
@@ -386,13 +390,14 @@ def draft(spark: SparkSession, path: Path, name: str, *, file_format: str | None
     notes = [f"profiled the first {MAX_FILES} of {len(files)} files"] if len(files) > MAX_FILES else []
     files = files[:MAX_FILES]
     file_format = file_format or format_of(files)
-    options = detect_options(spark, files[0], file_format, options or {})
-    contract = with_every_field(spark, files, reading_contract(name, file_format, path, options))
-    sources = [c.source for c in contract.columns]
-    if sources == [NO_FIELDS]:
-        raise ConfigError(f"found no fields in {path} read as {file_format}. Fix: pass --format, or reader options "
-                          "(--option KEY=VALUE) that match the files")
-    frame = read_text(spark, files, contract).limit(MAX_ROWS + 1).toPandas()
+    with tempfile.TemporaryDirectory(prefix="contract-draft-") as scratch:
+        options = detect_options(spark, files[0], file_format, options or {}, Path(scratch))
+        contract = with_every_field(spark, files, reading_contract(name, file_format, path, options))
+        sources = [c.source for c in contract.columns]
+        if sources == [NO_FIELDS]:
+            raise ConfigError(f"found no fields in {path} read as {file_format}. Fix: pass --format, or reader "
+                              "options (--option KEY=VALUE) that match the files")
+        frame = read_text(spark, files, contract, Path(scratch)).limit(MAX_ROWS + 1).toPandas()
     if len(frame) > MAX_ROWS:
         frame = frame.iloc[:MAX_ROWS]
         notes.append(f"profiled the first {MAX_ROWS} rows")
