@@ -25,6 +25,7 @@ from .context import RunContext, StageFailure, StageOutput, stderr
 from .contract import load_contracts
 from .data.gold import check_gold_expressions
 from .data.transforms import latest_per_key
+from .data.validation import import_great_expectations_in_background
 from .names import RUNS_TABLE
 from .runtime import Runtime
 
@@ -81,6 +82,16 @@ def load_stage(name: str) -> Stage:
         return target
     module, function = target.split(":")
     return getattr(importlib.import_module(f"{__package__}.stages.{module}"), function)
+
+
+def validates(name: str) -> bool:
+    """Whether a stage's module imports the Great Expectations layer (``data.validation``)."""
+    target = STAGES[name]
+    if callable(target):
+        return False
+    tree = ast.parse((STAGES_DIR / f"{target.split(':')[0]}.py").read_text(encoding="utf-8"))
+    return any(isinstance(node, ast.ImportFrom) and node.module == "data.validation" and node.level == 2
+               for node in tree.body)
 
 
 @dataclass
@@ -212,6 +223,8 @@ def run_stages(
     ctx = run_context(rt, root or project_root(), summary.run_id, log, experiment, model_name, retry_files)
     for contract in ctx.contracts.values():  # before any stage: a bad expression must not follow a silver commit
         check_gold_expressions(rt.spark, contract)
+    # Great Expectations takes seconds to import; it loads while the first stages wait on the engine.
+    preload = import_great_expectations_in_background() if any(validates(n) for n in stages) else None
     started: dict[str, datetime] = {}
     for index, name in enumerate(stages, start=1):
         log(f"[{index}/{len(stages)}] {name} ...")
@@ -232,6 +245,8 @@ def run_stages(
         log(f"[{index}/{len(stages)}] {name} {result.status} in {result.seconds:.2f}s")
         if result.status != "succeeded":
             break
+    if preload is not None:
+        preload.join()  # never leave the interpreter mid-import
     record_runs(rt, summary, started)
     summary.audit = TableStat(rt.table(RUNS_TABLE), rt.row_count(RUNS_TABLE), rt.version(RUNS_TABLE))
     return summary

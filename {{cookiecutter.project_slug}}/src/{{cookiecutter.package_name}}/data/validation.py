@@ -10,8 +10,11 @@ the tests hold those counts against Great Expectations' ``BASIC`` results."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
+import sys
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -66,6 +69,26 @@ def failing_rows(df: DataFrame, expectations: list[Expectation]) -> tuple[int, d
             count = int(row[f"failed_{i}"] or 0)
             found[i] = (count, list(dict.fromkeys([row[f"low_{i}"], row[f"high_{i}"]])) if count else [])
     return int(row["rows"]), found
+
+
+def import_great_expectations_in_background() -> threading.Thread | None:
+    """Start importing Great Expectations (seconds of pure Python) on a daemon thread, or None if it
+    is imported already.  The runner starts it before the first stage: bronze spends its time
+    waiting on the engine, which releases the GIL, so the stage that validates finds the module
+    imported (``import`` waits for a module another thread is importing)."""
+    if "great_expectations" in sys.modules:
+        return None
+
+    def load() -> None:
+        """The background import itself; the validating stage reports any error when it imports."""
+        try:
+            importlib.import_module("great_expectations")
+        except ImportError:
+            return
+
+    thread = threading.Thread(target=load, name="import-great-expectations", daemon=True)
+    thread.start()
+    return thread
 
 
 def great_expectations_run(df: DataFrame, expectations: list[Expectation], suite_name: str,

@@ -12,7 +12,7 @@ message limit (a 1M-row file is ~450 MB) and through pandas.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +317,15 @@ def _read_parquet(spark: SparkSession, path: Path, scratch: Path) -> DataFrame:
         for batch in source.iter_batches():
             writer.write_batch(batch.cast(micros, safe=False))
     return spark.read.parquet(str(target))
+
+
+def union_all(frames: Sequence[DataFrame]) -> DataFrame:
+    """The rows of every frame (by column name), unioned pairwise: a chain of unions nests one plan
+    level per frame, and Spark Connect refuses plans deeper than ~100 levels."""
+    level = list(frames)
+    while len(level) > 1:
+        level = [a.unionByName(b) for a, b in zip(level[::2], level[1::2], strict=False)] + level[len(level) // 2 * 2:]
+    return level[0]
 
 
 def read_landing_file(spark: SparkSession, path: Path, contract: Contract, scratch: Path) -> DataFrame:

@@ -20,8 +20,11 @@ from ..config import ConfigError
 from ..names import BATCH, INGESTED_AT, PACKAGE, SOURCE_FILE
 from .base import KnownFiles, LandedFile, PlatformError, Runtime, check_name
 from .engines import stop_engine
-from .landing import landing_key, list_landing_files, read_landing_file, unreadable_reason
+from .landing import landing_key, list_landing_files, read_landing_file, union_all, unreadable_reason
 from .lookup import point_in_time_join
+
+# More new files than this are read one by one (a query over thousands of files is a huge plan).
+MAX_FILES_TOGETHER = 256
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -202,21 +205,19 @@ class LocalRuntime(Runtime):
         return point_in_time_join(labels, self.read(feature_table), keys, timestamp, timestamp, lookback)
 
     def ingest_landing(self, contract: Contract, table: str, batch_id: int, known: KnownFiles) -> list[LandedFile]:
-        """Incremental batch ingestion of the files ``known`` has not ingested.  Each file is read
-        on its own into a staging folder: one that cannot be read is returned as ``unreadable``
-        with the reason and the others go on.  A rewritten or appended file is ``changed``; it is
-        read again only when the contract sets ``allowOverwrites`` (Auto Loader's option).  Rows of
+        """Incremental batch ingestion of the files ``known`` has not ingested.  A rewritten or
+        appended file is ``changed``; it is read again only when the contract sets
+        ``allowOverwrites`` (Auto Loader's option).  The new files are read and written in one
+        query; if that fails, each file is read on its own into a staging folder, so one that
+        cannot be read is returned as ``unreadable`` with the reason and the others go on.  Rows of
         the files from an interrupted earlier attempt are deleted first, so a retry never
         duplicates; the staging folder of an interrupted attempt is cleared."""
-        import pyarrow.parquet as pq
-        from pyspark.sql import functions as F
-
         root = Path(self.landing_path(""))
         overwrites = contract.options.get("allowOverwrites", "false").lower() == "true"
         staging = self.local_dir / "staging" / check_name("table", table)
         shutil.rmtree(staging, ignore_errors=True)
         looked: list[LandedFile] = []
-        staged: dict[str, tuple[Path, int]] = {}
+        readable: dict[str, Path] = {}
         for path in list_landing_files(Path(self.landing_path(contract.path))):
             key = landing_key(path, root)
             stat = path.stat()
@@ -232,29 +233,73 @@ class LocalRuntime(Runtime):
             elif key in known.unreadable and _same(known.unreadable[key], seen) and key not in known.retry:
                 continue
             reason = unreadable_reason(path, contract.format)
-            if reason is None:
-                rows_dir = staging / "rows" / f"{len(looked):06d}"
-                try:
-                    read_landing_file(self.spark, path, contract, staging / "read").withColumn(
-                        SOURCE_FILE, F.lit(key)).write.parquet(str(rows_dir))
-                except (ConfigError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # any reader failure is this file's, reported with its reason
-                    reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-                else:
-                    records = sum(pq.read_metadata(part).num_rows for part in rows_dir.glob("*.parquet"))
-                    if records:
-                        staged[key] = (rows_dir, records)
-                    else:
-                        reason = "no records"
             looked.append(replace(file, status="unreadable", reason=reason) if reason else file)
-        if staged:
-            batch = self.spark.read.parquet(*[str(folder) for folder, _ in staged.values()])
-            batch = batch.withColumn(INGESTED_AT, F.current_timestamp()).withColumn(BATCH, F.lit(batch_id).cast("bigint"))
-            files = self.spark.createDataFrame([(key,) for key in staged], f"{SOURCE_FILE} string")
-            self.replace_matching(batch, table, files)
+            if reason is None:
+                readable[key] = path
+        records = self._ingest_together(contract, table, batch_id, readable, staging) if readable else {}
+        if records is None:
+            records, reasons = self._ingest_one_by_one(contract, table, batch_id, readable, staging)
+            looked = [replace(f, status="unreadable", reason=reasons[f.path]) if f.path in reasons else f for f in looked]
         shutil.rmtree(staging, ignore_errors=True)
-        return [replace(f, records=staged[f.path][1]) if f.path in staged else f for f in looked]
+        result = []
+        for file in looked:
+            if file.status == "ingested":
+                file = replace(file, records=records[file.path]) if records.get(file.path) else replace(
+                    file, status="unreadable", reason="no records")
+            result.append(file)
+        return result
+
+    def _append_batch(self, batch: DataFrame, table: str, batch_id: int, keys: list[str]) -> None:
+        from pyspark.sql import functions as F
+
+        batch = batch.withColumn(INGESTED_AT, F.current_timestamp()).withColumn(BATCH, F.lit(batch_id).cast("bigint"))
+        files = self.spark.createDataFrame([(key,) for key in keys], f"{SOURCE_FILE} string")
+        self.replace_matching(batch, table, files)
+
+    def _ingest_together(self, contract: Contract, table: str, batch_id: int, readable: dict[str, Path],
+                         staging: Path) -> dict[str, int] | None:
+        """Every file in one query (the engine parses them in parallel, no intermediate copy); the
+        records per file, or None if any file failed to read (nothing is committed then)."""
+        from pyspark.sql import functions as F
+
+        if len(readable) > MAX_FILES_TOGETHER:
+            return None
+        try:
+            frames = [read_landing_file(self.spark, path, contract, staging / "read").withColumn(SOURCE_FILE, F.lit(key))
+                      for key, path in readable.items()]
+            self._append_batch(union_all(frames), table, batch_id, list(readable))
+        except (ConfigError, KeyboardInterrupt):
+            raise
+        except Exception:  # some file cannot be read: find which, one by one
+            return None
+        written = self.read(table).where((F.col(BATCH) == batch_id) & F.col(SOURCE_FILE).isin(list(readable)))
+        return {row[SOURCE_FILE]: int(row["count"]) for row in written.groupBy(SOURCE_FILE).count().collect()}
+
+    def _ingest_one_by_one(self, contract: Contract, table: str, batch_id: int, readable: dict[str, Path],
+                           staging: Path) -> tuple[dict[str, int], dict[str, str]]:
+        """Each file read on its own into ``staging``, then the readable ones appended together:
+        the records per file, and why each unreadable one failed."""
+        import pyarrow.parquet as pq
+        from pyspark.sql import functions as F
+
+        staged: dict[str, tuple[Path, int]] = {}
+        reasons: dict[str, str] = {}
+        for index, (key, path) in enumerate(readable.items()):
+            rows_dir = staging / "rows" / f"{index:06d}"
+            try:
+                read_landing_file(self.spark, path, contract, staging / "read").withColumn(
+                    SOURCE_FILE, F.lit(key)).write.parquet(str(rows_dir))
+            except (ConfigError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # any reader failure is this file's, reported with its reason
+                reasons[key] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+            else:
+                staged[key] = (rows_dir, sum(pq.read_metadata(part).num_rows for part in rows_dir.glob("*.parquet")))
+        written = {key: found for key, found in staged.items() if found[1]}
+        if written:
+            self._append_batch(self.spark.read.parquet(*[str(folder) for folder, _ in written.values()]), table,
+                               batch_id, list(written))
+        return {key: rows for key, (_, rows) in written.items()}, reasons
 
     def close(self) -> None:
         super().close()

@@ -31,16 +31,12 @@ from ..ml.scoring import score_frame
 from ..names import LABEL, SCORE_COLUMNS
 from ..pipeline import run_stages
 from ..runtime import open_runtime
-from ..runtime.landing import list_landing_files, read_landing_file
+from ..runtime.landing import list_landing_files, read_landing_file, union_all
 from .sample_data import generate
 
 
 def _landing_frame(rt, contract, files: list[Path], scratch: Path):
-    frames = [read_landing_file(rt.spark, f, contract, scratch) for f in files]
-    frame = frames[0]
-    for other in frames[1:]:
-        frame = frame.unionByName(other)
-    return frame
+    return union_all([read_landing_file(rt.spark, f, contract, scratch) for f in files])
 
 
 def _bare_copy(rt, contract, files: list[Path], target: Path) -> float:

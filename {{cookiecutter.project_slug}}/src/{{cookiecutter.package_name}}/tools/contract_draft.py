@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from functools import reduce
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from ..config import ConfigError
 from ..contract import FORMATS, NAME, Column, Contract, Gold, load_contract
 from ..names import CORRUPT, INGEST_DATE, LABEL, PACKAGE
 from ..runtime import start_sail, stop_engine
-from ..runtime.landing import landing_columns, list_landing_files, read_landing_file
+from ..runtime.landing import landing_columns, list_landing_files, read_landing_file, union_all
 
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "json",
                   ".ndjson": "json", ".parquet": "parquet", ".pq": "parquet"}
@@ -290,8 +289,7 @@ def with_every_field(spark: SparkSession, files: Sequence[Path], contract: Contr
 def read_text(spark: SparkSession, files: Sequence[Path], contract: Contract, scratch: Path) -> DataFrame:
     """Every file through the landing reader, as bronze reads it (every column as text); the
     reader's files go to ``scratch``."""
-    frames = [read_landing_file(spark, f, contract, scratch) for f in files]
-    return reduce(DataFrame.unionByName, frames)
+    return union_all([read_landing_file(spark, f, contract, scratch) for f in files])
 
 
 def malformed_count(spark: SparkSession, path: Path, contract: Contract, scratch: Path) -> int:
