@@ -37,6 +37,8 @@ def _lane(item: pytest.Item) -> int:
     return 1
 
 
+# First: pytest-xdist reads the groups in its own hook of this name, and would run before this one.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_lane)
     for item in items:
@@ -63,15 +65,34 @@ JVM_SMALL_DATA = {
 }
 
 
+def claim_the_jvm_lane(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Under pytest-xdist, fail if a second worker starts a JVM: the groups were ignored (as with
+    pytest 9.2, pytest-xdist#1386), and two JVMs would fight over the two cores."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return
+    claim = tmp_path_factory.getbasetemp().parent / "jvm-lane-worker"  # shared by this run's workers
+    try:
+        with claim.open("x") as file:
+            file.write(worker)
+    except FileExistsError:
+        pytest.fail(f"the JVM lane runs on {claim.read_text()} and {worker}: pytest-xdist ignored the "
+                    "xdist_group marks. Fix: keep the pytest and pytest-xdist pins of requirements/dev.txt")
+
+
 @pytest.fixture(scope="session")
 def jvm_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from {{ cookiecutter.package_name }}.runtime import start_jvm
+    """The JVM lane's one SparkSession; its classes come from a shared archive after the first run."""
+    from {{ cookiecutter.package_name }}.runtime import ClassArchive, start_jvm
 
+    claim_the_jvm_lane(tmp_path_factory)
+    archive = ClassArchive.in_cache(delta=False)
     with pytest.MonkeyPatch.context() as patch:  # a classic session, even after the Sail lane started
         patch.delenv("SPARK_CONNECT_MODE_ENABLED", raising=False)
-        spark = start_jvm(tmp_path_factory.mktemp("jvm"), delta=False, extra=JVM_SMALL_DATA)
+        spark = start_jvm(tmp_path_factory.mktemp("jvm"), delta=False, extra=JVM_SMALL_DATA, class_archive=archive)
     yield spark
     spark.stop()
+    archive.publish()
 
 
 @pytest.fixture(scope="session")

@@ -24,10 +24,10 @@ def cli_process(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[
 
 @pytest.mark.sail
 def test_sample_data_then_ingest_prints_a_json_summary_whose_accounting_closes(cli, tmp_path):
-    sample = cli("sample-data", "--rows", "2000", "--local-dir", str(tmp_path))
+    sample = cli_process("sample-data", "--rows", "2000", "--local-dir", str(tmp_path))
     assert sample.returncode == 0, sample.stderr
     written = json.loads(sample.stdout)
-    result = cli_process("run", "ingest", "--target", "local", "--local-dir", str(tmp_path), "--json", "--run-id", "cli")
+    result = cli("run", "ingest", "--target", "local", "--local-dir", str(tmp_path), "--json", "--run-id", "cli")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["ok"] is True and summary["run_id"] == "cli"

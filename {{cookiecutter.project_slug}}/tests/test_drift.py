@@ -39,9 +39,9 @@ def test_psi_formula_edge_cases():
 
 def test_psi_equals_a_reference_computation(jvm_spark):
     rng = np.random.default_rng(3)
-    base = pd.DataFrame({"x": rng.normal(0, 1, 20_000), "c": rng.choice(["a", "b", "c"], 20_000, p=[.5, .3, .2])})
-    base.loc[rng.random(20_000) < 0.05, "x"] = np.nan
-    new = pd.DataFrame({"x": rng.normal(0.6, 1.3, 8_000), "c": rng.choice(["a", "b", "d"], 8_000, p=[.3, .3, .4])})
+    base = pd.DataFrame({"x": rng.normal(0, 1, 6_000), "c": rng.choice(["a", "b", "c"], 6_000, p=[.5, .3, .2])})
+    base.loc[rng.random(6_000) < 0.05, "x"] = np.nan
+    new = pd.DataFrame({"x": rng.normal(0.6, 1.3, 3_000), "c": rng.choice(["a", "b", "d"], 3_000, p=[.3, .3, .4])})
     baseline = fit_baseline(jvm_spark.createDataFrame(base), ["x", "c"], bins=10)
     spec = {c["name"]: c for c in baseline["columns"]}
     assert 5 <= len(spec["x"]["edges"]) <= 9
@@ -60,7 +60,7 @@ def test_psi_equals_a_reference_computation(jvm_spark):
 
     e, a = np.clip(shares(base["c"]), EPSILON, None), np.clip(shares(new["c"]), EPSILON, None)
     assert results["c"].psi == pytest.approx(float(np.sum((a - e) * np.log(a / e))), abs=1e-9)
-    assert results["x"].drifted and results["c"].drifted and results["x"].rows == 8_000
+    assert results["x"].drifted and results["c"].drifted and results["x"].rows == 3_000
 
 
 def typed_sample(source: str, rows: int, drift: bool, seed: int) -> tuple[pd.DataFrame, list[str]]:
@@ -77,9 +77,9 @@ def typed_sample(source: str, rows: int, drift: bool, seed: int) -> tuple[pd.Dat
 
 def test_drift_is_flagged_on_the_drifted_batch_and_not_on_a_fresh_one(jvm_spark):
     source = load_project(PROJECT).source
-    training, columns = typed_sample(source, 10_000, drift=False, seed=11)
-    fresh, _ = typed_sample(source, 10_000, drift=False, seed=12)
-    drifted, _ = typed_sample(source, 10_000, drift=True, seed=13)
+    training, columns = typed_sample(source, 4_000, drift=False, seed=11)
+    fresh, _ = typed_sample(source, 4_000, drift=False, seed=12)
+    drifted, _ = typed_sample(source, 4_000, drift=True, seed=13)
     baseline = fit_baseline(jvm_spark.createDataFrame(training), columns)
     threshold = load_project(PROJECT).monitoring["psi_threshold"]
     stable = drift(jvm_spark.createDataFrame(fresh), baseline, threshold)

@@ -21,7 +21,7 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, NumericType
 
@@ -75,35 +75,45 @@ def column_kinds(df: DataFrame, columns: Sequence[str]) -> dict[str, str]:
     return kinds
 
 
-def _bin_expressions(spec: ColumnBins) -> list[Column]:
-    """One ``count`` per bin of the column, in ``spec.labels`` order."""
+def _bin_index(spec: ColumnBins) -> Column:
+    """The position of each row's bin in ``spec.labels``: computed once per row, then counted."""
     col = F.col(f"`{spec.name}`")
     if spec.kind == "numeric":
         index = sum(((col > F.lit(edge)).cast("int") for edge in spec.edges), F.lit(0))
-        counts = [F.count(F.when(col.isNotNull() & (index == k), 1)) for k in range(len(spec.edges) + 1)]
-    else:
-        text = col.cast("string")
-        counts = [F.count(F.when(text == F.lit(v), 1)) for v in spec.categories]
-        counts.append(F.count(F.when(text.isNotNull() & ~text.isin(spec.categories), 1)) if spec.categories
-                      else F.count(text))
-    counts.append(F.count(F.when(col.isNull(), 1)))
-    return counts
+        return F.when(col.isNull(), len(spec.edges) + 1).otherwise(index)
+    text = col.cast("string")
+    other, null = len(spec.categories), len(spec.categories) + 1
+    position = F.array_position(F.array(*[F.lit(v) for v in spec.categories]), text).cast("int") - 1
+    index = F.when(position >= 0, position).otherwise(other) if spec.categories else F.lit(other)
+    return F.when(text.isNull(), null).otherwise(index)
 
 
 def bin_counts(df: DataFrame, specs: Sequence[ColumnBins]) -> dict[str, list[int]]:
-    """Rows per bin of every column, in one aggregation pass over ``df``."""
-    expressions, owners = [], []
-    for spec in specs:
-        column_exprs = _bin_expressions(spec)
-        expressions.extend(e.alias(f"_c{len(owners) + i}") for i, e in enumerate(column_exprs))
-        owners.extend([spec.name] * len(column_exprs))
-    if not expressions:
+    """Rows per bin of every column, in one aggregation pass over ``df``: a projection gives each row
+    its bin per column, and one count per bin reads that index (not the column's comparisons again)."""
+    if not specs:
         return {}
-    row = df.agg(*expressions).collect()[0]
-    counts: dict[str, list[int]] = {spec.name: [] for spec in specs}
-    for i, owner in enumerate(owners):
-        counts[owner].append(int(row[i]))
-    return counts
+    indexed = df.select(*[_bin_index(spec).alias(f"_b{i}") for i, spec in enumerate(specs)])
+    row = indexed.agg(*[F.count(F.when(F.col(f"_b{i}") == k, 1)).alias(f"_b{i}_{k}")
+                        for i, spec in enumerate(specs) for k in range(len(spec.labels))]).collect()[0]
+    return {spec.name: [int(row[f"_b{i}_{k}"]) for k in range(len(spec.labels))] for i, spec in enumerate(specs)}
+
+
+def top_categories(df: DataFrame, columns: Sequence[str], limit: int = MAX_CATEGORIES) -> dict[str, list[str]]:
+    """The ``limit`` most frequent non-null values of each column (ties by value), in one query:
+    the columns are stacked as (column, value) pairs and counted together."""
+    if not columns:
+        return {}
+    pairs = F.explode(F.array(*[F.struct(F.lit(i).alias("c"), F.col(f"`{name}`").cast("string").alias("v"))
+                                for i, name in enumerate(columns)]))
+    counted = (df.select(pairs.alias("p")).select("p.c", "p.v").where(F.col("v").isNotNull())
+               .groupBy("c", "v").count())
+    rank = F.row_number().over(Window.partitionBy("c").orderBy(F.desc("count"), "v"))
+    rows = counted.withColumn("r", rank).where(F.col("r") <= limit).orderBy("c", "r").collect()
+    top: dict[str, list[str]] = {name: [] for name in columns}
+    for row in rows:
+        top[columns[row["c"]]].append(row["v"])
+    return top
 
 
 def _shares(counts: Sequence[float]) -> list[float]:
@@ -117,20 +127,15 @@ def fit_baseline(df: DataFrame, columns: Sequence[str], bins: int = BINS) -> dic
     numeric = [c for c, k in kinds.items() if k == "numeric"]
     quantiles = [k / bins for k in range(1, bins)]
     edges: dict[str, list[float]] = {c: [] for c in numeric}
-    if numeric:
+    if numeric:  # one quantile per aggregate: Sail takes no array of percentages
         row = df.agg(*[F.percentile_approx(F.col(f"`{c}`").cast("double"), q).alias(f"_q{i}_{j}")
                        for i, c in enumerate(numeric) for j, q in enumerate(quantiles)]).collect()[0]
         for i, c in enumerate(numeric):
             values = [row[f"_q{i}_{j}"] for j in range(len(quantiles))]
             edges[c] = sorted({float(v) for v in values if v is not None})
-    specs = []
-    for name, kind in kinds.items():
-        if kind == "numeric":
-            specs.append(ColumnBins(name, kind, edges=edges[name]))
-        else:
-            top = (df.where(F.col(f"`{name}`").isNotNull()).groupBy(F.col(f"`{name}`").cast("string").alias("v"))
-                   .count().orderBy(F.desc("count"), "v").limit(MAX_CATEGORIES).collect())
-            specs.append(ColumnBins(name, kind, categories=[r["v"] for r in top]))
+    categories = top_categories(df, [c for c, k in kinds.items() if k == "categorical"])
+    specs = [ColumnBins(name, kind, edges=edges[name]) if kind == "numeric"
+             else ColumnBins(name, kind, categories=categories[name]) for name, kind in kinds.items()]
     rows = 0
     for spec, counts in zip(specs, bin_counts(df, specs).values(), strict=True):
         spec.proportions = _shares(counts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,22 @@ def pip_requirements(root: Path) -> list[str]:
     return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
 
 
+def log_documents(candidate: Candidate, data_gate: dict[str, Any]) -> None:
+    """The plots, the model card and the training data gate, written together and logged in one call."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="documents-") as folder:
+        root = Path(folder)
+        for path, figure in candidate.figures.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            figure.savefig(root / path)
+            release_figure(figure)
+        (root / "model_card.md").write_text(candidate.card, encoding="utf-8")
+        (root / "validation").mkdir(exist_ok=True)
+        (root / "validation" / "data_gate_training.json").write_text(json.dumps(data_gate, indent=2), encoding="utf-8")
+        mlflow.log_artifacts(folder)
+
+
 def log_and_register(rt: Runtime, candidate: Candidate, *, root: Path, commit: str, experiment: str,
                      model_name: str, pipeline_run_id: str, tags: dict[str, str], sources: list[dict[str, Any]],
                      data_gate: dict[str, Any], fit_seconds: float,
@@ -82,26 +99,21 @@ def log_and_register(rt: Runtime, candidate: Candidate, *, root: Path, commit: s
         for source in sources:
             mlflow.log_input(CountedSparkDataset(rt.lineage_dataset(source["short"], source["version"])),
                              context="training")
-        for path, figure in candidate.figures.items():
-            mlflow.log_figure(figure, path)
-            release_figure(figure)
-        mlflow.log_text(candidate.card, "model_card.md")
+        log_documents(candidate, data_gate)
         # Integer columns cannot hold missing values at scoring time: declare them as doubles.
         example = pyfunc_input(candidate.example)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=candidate.python_model, artifacts=candidate.artifacts,
             code_paths=[str(PACKAGE_DIR)], signature=infer_signature(example, candidate.example_output),
             input_example=example, pip_requirements=pip_requirements(root))
-        version = mlflow.register_model(info.model_uri, model_name)
-        client = mlflow.MlflowClient()
-        mlflow.log_dict(data_gate, "validation/data_gate_training.json")
+        # Born with its tags: a crash right after registering leaves a version that is pending and
+        # names its run, which the next training marks abandoned, never one without a status.
         version_tags = {"git_commit": commit, "validation_status": "pending", "pipeline_run_id": pipeline_run_id,
                         "data_gate_training": f"passed ({data_gate['expectations']} expectations)",
                         "data_versions": json.dumps({s["table"]: s["version"] for s in sources}),
                         **{f"metric_{k}": f"{v:.6g}" for k, v in candidate.metrics.items()}}
-        for key, value in version_tags.items():
-            client.set_model_version_tag(model_name, version.version, key, value)
-        client.update_model_version(model_name, version.version, description=candidate.card)
+        version = mlflow.register_model(info.model_uri, model_name, tags=version_tags)
+        mlflow.MlflowClient().update_model_version(model_name, version.version, description=candidate.card)
         seconds = time.perf_counter() - started
         mlflow.log_metric("mlflow_logging_seconds", seconds)
     return Registered(str(version.version), run.info.run_id, seconds)

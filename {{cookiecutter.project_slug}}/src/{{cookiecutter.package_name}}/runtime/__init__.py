@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from .base import KnownFiles, LandedFile, PlatformError, Runtime, check_name, on_databricks
 from .databricks import DatabricksRuntime
-from .engines import ENGINES, start_jvm, start_sail, stop_engine
+from .engines import ENGINES, ClassArchive, start_jvm, start_sail, stop_engine
 from .local import LocalRuntime, RunLock, RunLockHeld
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = [
-    "ENGINES", "DatabricksRuntime", "KnownFiles", "LandedFile", "LocalRuntime", "PlatformError", "RunLock", "RunLockHeld", "Runtime", "check_name",
+    "ENGINES", "ClassArchive", "DatabricksRuntime", "KnownFiles", "LandedFile", "LocalRuntime", "PlatformError", "RunLock", "RunLockHeld", "Runtime", "check_name",
     "on_databricks", "open_runtime", "start_jvm", "start_sail", "stop_engine",
 ]
 

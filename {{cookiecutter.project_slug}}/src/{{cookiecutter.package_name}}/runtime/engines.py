@@ -3,8 +3,11 @@ JVM SparkSession with fast test settings."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,9 +55,54 @@ def start_sail() -> tuple[SparkSession, Any]:
     return spark, server
 
 
-def start_jvm(scratch: Path, delta: bool = True, extra: dict[str, str] | None = None) -> SparkSession:
+@dataclass
+class ClassArchive:
+    """A class-data-sharing archive of the classes a local JVM Spark loads (JDK AppCDS): the JVM
+    maps them instead of loading and verifying about ten thousand classes one by one, which halves
+    its start-up (4.7 s to 2.4 s measured).  The first JVM records the archive when it exits;
+    ``publish`` moves it into the cache, where later JVMs of the same Java and PySpark find it."""
+
+    path: Path
+    recording: Path | None = None
+
+    @classmethod
+    def in_cache(cls, delta: bool) -> ClassArchive:
+        import pyspark
+
+        java = os.environ.get("JAVA_HOME") or shutil.which("java") or "java"
+        key = hashlib.sha256(f"{os.path.realpath(java)}|{pyspark.__version__}|{delta}".encode()).hexdigest()[:16]
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / PACKAGE
+        return cls(cache / f"spark-classes-{key}.jsa")
+
+    def java_option(self) -> str:
+        if self.path.is_file():
+            return f"-XX:SharedArchiveFile={self.path}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.recording = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        return f"-XX:ArchiveClassesAtExit={self.recording}"
+
+    def publish(self) -> None:
+        """After ``spark.stop()``: end the JVM (it writes the archive as it exits) and move the
+        archive into place in one rename, so a reader never maps a half-written file."""
+        if self.recording is None:
+            return
+        from pyspark import SparkContext
+
+        gateway = SparkContext._gateway
+        if gateway is not None and getattr(gateway, "proc", None) is not None:
+            gateway.shutdown()
+            gateway.proc.stdin.close()  # the JVM exits when its standard input closes
+            gateway.proc.wait(timeout=120)
+            SparkContext._gateway = SparkContext._jvm = None
+        if self.recording.is_file():
+            self.recording.replace(self.path)
+
+
+def start_jvm(scratch: Path, delta: bool = True, extra: dict[str, str] | None = None,
+              class_archive: ClassArchive | None = None) -> SparkSession:
     """A local JVM SparkSession with fast settings (``extra`` added on top); ``delta=True`` adds
-    the Delta Lake jars through delta-spark, which downloads them from Maven on first use."""
+    the Delta Lake jars through delta-spark, which downloads them from Maven on first use;
+    ``class_archive`` maps (or records) the classes it loads."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Python workers (scoring, per-segment training) run this interpreter, not whichever ``python3``
     # is first on PATH, which lacks the project's packages unless a venv is active.
@@ -69,6 +117,9 @@ def start_jvm(scratch: Path, delta: bool = True, extra: dict[str, str] | None = 
         "spark.jars.ivy": str(scratch / "ivy"),
         **(extra or {}),
     }
+    if class_archive is not None:
+        options = settings["spark.driver.extraJavaOptions"]
+        settings["spark.driver.extraJavaOptions"] = f"{options} {class_archive.java_option()}"
     if delta:
         settings["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
         settings["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
