@@ -14,7 +14,7 @@ from mlflow.models import infer_signature
 from test_training import CONFIG, frame
 
 from {{ cookiecutter.package_name }}.ml.fitting import fit
-from {{ cookiecutter.package_name }}.ml.flavor import EstimatorModel, predict_with
+from {{ cookiecutter.package_name }}.ml.flavor import EstimatorModel, model_code, predict_with
 from {{ cookiecutter.package_name }}.ml.scoring import pyfunc_input, score_frame
 from {{ cookiecutter.package_name }}.names import SCORE_COLUMNS
 
@@ -30,7 +30,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, list[str
     (base / "meta.json").write_text(json.dumps(model.meta))
     features = pyfunc_input(training[model.meta["features"]])
     assert "visits" in features, "the signature must see the integer column"
-    mlflow.pyfunc.save_model(base / "model", python_model=EstimatorModel(),
+    mlflow.pyfunc.save_model(base / "model", python_model=model_code(str(base), EstimatorModel),
                              artifacts={"model": str(base / "model.txt"), "meta": str(base / "meta.json")},
                              signature=infer_signature(features, predict_with(model.estimator, model.meta, features)),
                              pip_requirements=["mlflow"])

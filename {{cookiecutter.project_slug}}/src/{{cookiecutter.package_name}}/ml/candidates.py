@@ -18,7 +18,7 @@ from ..contract import Contract
 from ..names import LABEL, SCORE_COLUMNS
 from .estimators import estimator_class
 from .fitting import TrainingDataError, fit, tune
-from .flavor import EstimatorModel, SegmentedModel
+from .flavor import EstimatorModel, SegmentedModel, model_code
 from .metrics import TUNED_METRIC
 from .reports import model_card, model_plots, segment_chart
 from .segments import fit_segments
@@ -28,7 +28,7 @@ from .segments import fit_segments
 class Candidate:
     """Everything logged for one training run, whichever way the model was built."""
 
-    python_model: Any
+    python_model: str  # the file of the pyfunc's code (models from code)
     artifacts: dict[str, str]
     metrics: dict[str, float]
     params: dict[str, Any]
@@ -56,7 +56,8 @@ def single_model(pdf: pd.DataFrame, keys: list[str], timestamp: str, project: Pr
     Path(model_path).write_text(model.estimator.dumps(), encoding="utf-8")
     Path(meta_path).write_text(json.dumps(model.meta), encoding="utf-8")
     return Candidate(
-        python_model=EstimatorModel(), artifacts={"model": model_path, "meta": meta_path}, metrics=model.metrics,
+        python_model=model_code(folder, EstimatorModel), artifacts={"model": model_path, "meta": meta_path},
+        metrics=model.metrics,
         params={"estimator": model.estimator.name, "seed": config.seed, "num_boost_round": config.num_boost_round,
                 "early_stopping_rounds": config.early_stopping_rounds,
                 "validation_fraction": config.validation_fraction, "tuning_trials": config.tuning_trials,
@@ -118,7 +119,7 @@ def segmented_model(frame: Any, keys: list[str], timestamp: str, project: Projec
         f"- Code version: {commit}"]) + "\n"
     outputs = SCORE_COLUMNS[project.problem_type]
     return Candidate(
-        python_model=SegmentedModel(), artifacts={"segments": path}, metrics=metrics,
+        python_model=model_code(folder, SegmentedModel), artifacts={"segments": path}, metrics=metrics,
         params={"estimator": estimator, "segment_by": ",".join(segment_by), "seed": config.seed,
                 **config.params},
         split=split, figures={"plots/segment_metrics.png": segment_chart(per_segment, names[0])}, example=example,

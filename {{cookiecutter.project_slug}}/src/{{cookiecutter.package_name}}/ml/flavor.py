@@ -10,17 +10,27 @@ the probability for classification.  Imports nothing from Spark, so serving stay
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from ..names import SCORE_COLUMNS
+from ..names import PACKAGE, SCORE_COLUMNS
 from .estimators import Estimator, estimator_class
 from .scoring import predictions, prepare_features
 
 SEPARATOR = " | "
+
+
+def model_code(folder: str, model_class: type[mlflow.pyfunc.PythonModel]) -> str:
+    """The file MLflow logs as the model's code (models from code): it imports ``model_class`` from
+    this package and sets an instance, where a pickled object would run arbitrary code on loading."""
+    path = Path(folder) / "model_code.py"
+    path.write_text(f"from mlflow.models import set_model\n\nfrom {PACKAGE}.ml.flavor import {model_class.__name__}\n\n"
+                    f"set_model({model_class.__name__}())\n", encoding="utf-8")
+    return str(path)
 
 
 def segment_key(frame: pd.DataFrame, segment_by: list[str]) -> pd.Series:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -60,6 +61,14 @@ def pip_requirements(root: Path) -> list[str]:
     return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
 
 
+def model_environment(root: Path) -> dict[str, Any]:
+    """The model's environment, given whole with the runtime pins: MLflow then neither infers the
+    requirements nor looks up an installed pip to pin it (uv environments have none, so it warned)."""
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    return {"name": "mlflow-env", "channels": ["conda-forge"],
+            "dependencies": [f"python={python}", "pip", {"pip": pip_requirements(root)}]}
+
+
 def log_documents(candidate: Candidate, data_gate: dict[str, Any]) -> None:
     """The plots, the model card and the training data gate, written together and logged in one call."""
     import mlflow
@@ -105,7 +114,7 @@ def log_and_register(rt: Runtime, candidate: Candidate, *, root: Path, commit: s
         info = mlflow.pyfunc.log_model(
             name="model", python_model=candidate.python_model, artifacts=candidate.artifacts,
             code_paths=[str(PACKAGE_DIR)], signature=infer_signature(example, candidate.example_output),
-            input_example=example, pip_requirements=pip_requirements(root))
+            input_example=example, conda_env=model_environment(root))
         # Born with its tags: a crash right after registering leaves a version that is pending and
         # names its run, which the next training marks abandoned, never one without a status.
         version_tags = {"git_commit": commit, "validation_status": "pending", "pipeline_run_id": pipeline_run_id,
