@@ -10,6 +10,7 @@ and Delta versions of every table a stage wrote.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import time
@@ -87,9 +88,13 @@ def load_stage(name: str) -> Stage:
 def validates(name: str) -> bool:
     """Whether a stage's module imports the Great Expectations layer (``data.validation``)."""
     target = STAGES[name]
-    if callable(target):
-        return False
-    tree = ast.parse((STAGES_DIR / f"{target.split(':')[0]}.py").read_text(encoding="utf-8"))
+    return not callable(target) and imports_validation(STAGES_DIR / f"{target.split(':')[0]}.py")
+
+
+@functools.cache
+def imports_validation(path: Path) -> bool:
+    """Read once per process: every run of a long-lived process (a notebook, the tests) asks again."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     return any(isinstance(node, ast.ImportFrom) and node.module == "data.validation" and node.level == 2
                for node in tree.body)
 

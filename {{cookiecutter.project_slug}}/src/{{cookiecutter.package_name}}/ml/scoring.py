@@ -84,13 +84,12 @@ def score_frame(df: DataFrame, model_location: str, problem_type: str, tracking_
         import mlflow
         import pyarrow as pa
 
-        model, pending, rows = None, [], 0
+        model, names, pending, rows = None, [], [], 0
 
         def scored() -> list[Any]:
             table = pa.Table.from_batches(pending)
             pending.clear()
-            names = signature_columns(model)
-            result = predict_logged(model, (table.select(names) if names else table).to_pandas())
+            result = model.predict(pyfunc_input((table.select(names) if names else table).to_pandas()))
             for column in outputs:
                 table = table.append_column(column, pa.array(result[column].to_numpy(dtype="float64")))
             return table.to_batches()
@@ -100,6 +99,7 @@ def score_frame(df: DataFrame, model_location: str, problem_type: str, tracking_
                 mlflow.set_tracking_uri(tracking_uri)
                 mlflow.set_registry_uri(registry_uri)
                 model = mlflow.pyfunc.load_model(model_location)
+                names = signature_columns(model)  # read once: only these columns become pandas
             pending.append(batch)
             rows += batch.num_rows
             if rows >= CHUNK_ROWS:

@@ -249,12 +249,16 @@ class LocalRuntime(Runtime):
             result.append(file)
         return result
 
-    def _append_batch(self, batch: DataFrame, table: str, batch_id: int, keys: list[str]) -> None:
+    def _append_batch(self, batch: DataFrame, table: str, batch_id: int, keys: list[str]) -> dict[str, int]:
+        """Write the rows of the files ``keys`` (replacing any of an interrupted attempt); the
+        records each file got, counted in the table, whichever way the files were read."""
         from pyspark.sql import functions as F
 
         batch = batch.withColumn(INGESTED_AT, F.current_timestamp()).withColumn(BATCH, F.lit(batch_id).cast("bigint"))
         files = self.spark.createDataFrame([(key,) for key in keys], f"{SOURCE_FILE} string")
         self.replace_matching(batch, table, files)
+        written = self.read(table).where((F.col(BATCH) == batch_id) & F.col(SOURCE_FILE).isin(keys))
+        return {row[SOURCE_FILE]: int(row["count"]) for row in written.groupBy(SOURCE_FILE).count().collect()}
 
     def _ingest_together(self, contract: Contract, table: str, batch_id: int, readable: dict[str, Path],
                          staging: Path) -> dict[str, int] | None:
@@ -267,13 +271,11 @@ class LocalRuntime(Runtime):
         try:
             frames = [read_landing_file(self.spark, path, contract, staging / "read").withColumn(SOURCE_FILE, F.lit(key))
                       for key, path in readable.items()]
-            self._append_batch(union_all(frames), table, batch_id, list(readable))
+            return self._append_batch(union_all(frames), table, batch_id, list(readable))
         except (ConfigError, KeyboardInterrupt):
             raise
         except Exception:  # some file cannot be read: find which, one by one
             return None
-        written = self.read(table).where((F.col(BATCH) == batch_id) & F.col(SOURCE_FILE).isin(list(readable)))
-        return {row[SOURCE_FILE]: int(row["count"]) for row in written.groupBy(SOURCE_FILE).count().collect()}
 
     def _ingest_one_by_one(self, contract: Contract, table: str, batch_id: int, readable: dict[str, Path],
                            staging: Path) -> tuple[dict[str, int], dict[str, str]]:
@@ -282,7 +284,7 @@ class LocalRuntime(Runtime):
         import pyarrow.parquet as pq
         from pyspark.sql import functions as F
 
-        staged: dict[str, tuple[Path, int]] = {}
+        staged: dict[str, Path] = {}
         reasons: dict[str, str] = {}
         for index, (key, path) in enumerate(readable.items()):
             rows_dir = staging / "rows" / f"{index:06d}"
@@ -293,13 +295,13 @@ class LocalRuntime(Runtime):
                 raise
             except Exception as exc:  # any reader failure is this file's, reported with its reason
                 reasons[key] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-            else:
-                staged[key] = (rows_dir, sum(pq.read_metadata(part).num_rows for part in rows_dir.glob("*.parquet")))
-        written = {key: found for key, found in staged.items() if found[1]}
-        if written:
-            self._append_batch(self.spark.read.parquet(*[str(folder) for folder, _ in written.values()]), table,
-                               batch_id, list(written))
-        return {key: rows for key, (_, rows) in written.items()}, reasons
+            else:  # a file without records leaves no row files to read back
+                if any(pq.read_metadata(part).num_rows for part in rows_dir.glob("*.parquet")):
+                    staged[key] = rows_dir
+        if not staged:
+            return {}, reasons
+        rows = self.spark.read.parquet(*[str(folder) for folder in staged.values()])
+        return self._append_batch(rows, table, batch_id, list(staged)), reasons
 
     def close(self) -> None:
         super().close()
