@@ -286,23 +286,27 @@ def with_every_field(spark: SparkSession, files: Sequence[Path], contract: Contr
     return replace(contract, columns=tuple(Column(name=s, type="string", source=s) for s in sources or [NO_FIELDS]))
 
 
-def read_text(spark: SparkSession, files: Sequence[Path], contract: Contract, scratch: Path) -> DataFrame:
-    """Every file through the landing reader, as bronze reads it (every column as text); the
-    reader's files go to ``scratch``."""
-    return union_all([read_landing_file(spark, f, contract, scratch) for f in files])
+@dataclass
+class DraftReader:
+    """Landing files through the project's readers, as bronze reads them (every column as text);
+    the files a reader stages go to ``scratch``, one folder for the whole draft."""
 
+    spark: SparkSession
+    scratch: Path
 
-def malformed_count(spark: SparkSession, path: Path, contract: Contract, scratch: Path) -> int:
-    every_field = with_every_field(spark, [path], contract)
-    return read_text(spark, [path], every_field, scratch).where(F.col(CORRUPT).isNotNull()).count()
+    def text(self, files: Sequence[Path], contract: Contract) -> DataFrame:
+        return union_all([read_landing_file(self.spark, f, contract, self.scratch) for f in files])
 
+    def malformed_count(self, path: Path, contract: Contract) -> int:
+        every_field = with_every_field(self.spark, [path], contract)
+        return self.text([path], every_field).where(F.col(CORRUPT).isNotNull()).count()
 
-def writes_na(spark: SparkSession, path: Path, contract: Contract, scratch: Path) -> bool:
-    """Whether a field of the file is the bare text NA (R's ``write.csv`` missing value)."""
-    contract = with_every_field(spark, [path], contract)
-    # One flat array, not a chain of ORs: a chain nests a level per column (Spark Connect's plan depth).
-    is_na = F.array_contains(F.array(*[F.col(f"`{c.name}`") for c in contract.columns]), "NA")
-    return read_text(spark, [path], contract, scratch).where(is_na).limit(1).count() > 0
+    def writes_na(self, path: Path, contract: Contract) -> bool:
+        """Whether a field of the file is the bare text NA (R's ``write.csv`` missing value)."""
+        contract = with_every_field(self.spark, [path], contract)
+        # One flat array, not a chain of ORs: a chain nests a level per column (Spark Connect's plan depth).
+        is_na = F.array_contains(F.array(*[F.col(f"`{c.name}`") for c in contract.columns]), "NA")
+        return self.text([path], contract).where(is_na).limit(1).count() > 0
 
 
 def sniffed_text(path: Path, encoding: str | None, comment: str | None) -> str:
@@ -312,8 +316,7 @@ def sniffed_text(path: Path, encoding: str | None, comment: str | None) -> str:
     return "".join(line for line in text.splitlines(keepends=True) if not (comment and line.startswith(comment)))
 
 
-def detect_options(spark: SparkSession, first: Path, file_format: str, given: dict[str, str],
-                   scratch: Path) -> dict[str, str]:
+def detect_options(reader: DraftReader, first: Path, file_format: str, given: dict[str, str]) -> dict[str, str]:
     """Reader options for the files, detected on the first one; ``given`` options always win.
     CSV: a header (assumed), the delimiter, the encoding when it is not UTF-8, ``nullValue: NA``
     when the file writes NA, ``multiLine`` when quoted fields span lines.  JSON: ``multiLine`` when
@@ -332,14 +335,13 @@ def detect_options(spark: SparkSession, first: Path, file_format: str, given: di
             encoding = options.get("encoding") or options.get("charset")
             options["delimiter"] = sniff_delimiter(sniffed_text(first, encoding, options.get("comment")))
     if "multiLine" not in options:
-        malformed = malformed_count(spark, first, reading_contract("draft", file_format, first.parent, options),
-                                    scratch)
+        malformed = reader.malformed_count(first, reading_contract("draft", file_format, first.parent, options))
         multiline = {**options, "multiLine": "true"}
-        if malformed and malformed_count(spark, first, reading_contract("draft", file_format, first.parent,
-                                                                          multiline), scratch) < malformed:
+        if malformed and reader.malformed_count(
+                first, reading_contract("draft", file_format, first.parent, multiline)) < malformed:
             options = multiline
-    if file_format == "csv" and "nullValue" not in options and writes_na(
-            spark, first, reading_contract("draft", file_format, first.parent, options), scratch):
+    if file_format == "csv" and "nullValue" not in options and reader.writes_na(
+            first, reading_contract("draft", file_format, first.parent, options)):
         options["nullValue"] = "NA"
     return options
 
@@ -389,13 +391,14 @@ def draft(spark: SparkSession, path: Path, name: str, *, file_format: str | None
     files = files[:MAX_FILES]
     file_format = file_format or format_of(files)
     with tempfile.TemporaryDirectory(prefix="contract-draft-") as scratch:
-        options = detect_options(spark, files[0], file_format, options or {}, Path(scratch))
+        reader = DraftReader(spark, Path(scratch))
+        options = detect_options(reader, files[0], file_format, options or {})
         contract = with_every_field(spark, files, reading_contract(name, file_format, path, options))
         sources = [c.source for c in contract.columns]
         if sources == [NO_FIELDS]:
             raise ConfigError(f"found no fields in {path} read as {file_format}. Fix: pass --format, or reader "
                               "options (--option KEY=VALUE) that match the files")
-        frame = read_text(spark, files, contract, Path(scratch)).limit(MAX_ROWS + 1).toPandas()
+        frame = reader.text(files, contract).limit(MAX_ROWS + 1).toPandas()
     if len(frame) > MAX_ROWS:
         frame = frame.iloc[:MAX_ROWS]
         notes.append(f"profiled the first {MAX_ROWS} rows")
