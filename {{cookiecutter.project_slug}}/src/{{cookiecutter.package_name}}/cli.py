@@ -189,6 +189,7 @@ def _sample_data_if_missing(root: Path, rt: LocalRuntime, log: Callable[[str], N
 def run_summary(args: argparse.Namespace, root: Path) -> pipeline.RunSummary:
     """Run the stages named in ``args`` (the ``run`` command) and return the summary."""
     stages = pipeline.resolve_stages(args.stages)
+    pipeline.preload_validation(stages)  # before the engine starts; the runner joins it
     target = target_config(root, args.target)
     local_dir = args.local_dir or root / ".local"
     with open_runtime(

@@ -13,6 +13,7 @@ import ast
 import functools
 import importlib
 import json
+import threading
 import time
 import traceback
 import uuid
@@ -89,6 +90,12 @@ def validates(name: str) -> bool:
     """Whether a stage's module imports the Great Expectations layer (``data.validation``)."""
     target = STAGES[name]
     return not callable(target) and imports_validation(STAGES_DIR / f"{target.split(':')[0]}.py")
+
+
+def preload_validation(stages: list[str]) -> threading.Thread | None:
+    """Great Expectations takes seconds to import: when a stage will validate, it loads on a thread
+    while the engine starts and the first stages wait on it (the thread, to join before exiting)."""
+    return import_great_expectations_in_background() if any(validates(n) for n in stages) else None
 
 
 @functools.cache
@@ -228,8 +235,7 @@ def run_stages(
     ctx = run_context(rt, root or project_root(), summary.run_id, log, experiment, model_name, retry_files)
     for contract in ctx.contracts.values():  # before any stage: a bad expression must not follow a silver commit
         check_gold_expressions(rt.spark, contract)
-    # Great Expectations takes seconds to import; it loads while the first stages wait on the engine.
-    preload = import_great_expectations_in_background() if any(validates(n) for n in stages) else None
+    preload = preload_validation(stages)
     started: dict[str, datetime] = {}
     for index, name in enumerate(stages, start=1):
         log(f"[{index}/{len(stages)}] {name} ...")

@@ -75,7 +75,10 @@ def import_great_expectations_in_background() -> threading.Thread | None:
     """Start importing Great Expectations (seconds of pure Python) on a daemon thread, or None if it
     is imported already.  The runner starts it before the first stage: bronze spends its time
     waiting on the engine, which releases the GIL, so the stage that validates finds the module
-    imported (``import`` waits for a module another thread is importing)."""
+    imported (``import`` waits for a module another thread is importing).  Started once per
+    process: the command line starts it before the engine, the runner again finds the same thread."""
+    if _BACKGROUND_IMPORT and _BACKGROUND_IMPORT[0].is_alive():
+        return _BACKGROUND_IMPORT[0]
     if "great_expectations" in sys.modules:
         return None
 
@@ -88,7 +91,11 @@ def import_great_expectations_in_background() -> threading.Thread | None:
 
     thread = threading.Thread(target=load, name="import-great-expectations", daemon=True)
     thread.start()
+    _BACKGROUND_IMPORT[:] = [thread]
     return thread
+
+
+_BACKGROUND_IMPORT: list[threading.Thread] = []  # the import under way, if any
 
 
 def great_expectations_run(df: DataFrame, expectations: list[Expectation], suite_name: str,
