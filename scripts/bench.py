@@ -109,7 +109,7 @@ def main() -> int:
         figures["profile_seconds"] = profile(project, env)
         print("profile: " + ", ".join(f"{k} {v:.2f} s" for k, v in figures["profile_seconds"].items()), flush=True)
 
-        suite = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"]
+        suite = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2"]
         figures["generated_suite"] = median_of(args.runs, lambda: seconds(suite, project, env)[0])
         print(f"generated suite (pytest -n 2, as nox -s tests): {shown(figures['generated_suite'])}; goal <= 45 s",
               flush=True)

@@ -26,7 +26,7 @@ def install(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     install(session)
     # Both lanes spread over two workers; each module's tests (and the whole JVM lane) stay on one.
-    session.run("pytest", "-n", "2", "--dist", "loadgroup", *session.posargs)
+    session.run("pytest", "-n", "2", *session.posargs)
 
 
 @nox.session(python="{{ cookiecutter.python_version }}")

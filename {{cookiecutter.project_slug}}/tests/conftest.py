@@ -6,7 +6,7 @@
 pyspark.sql.functions build Spark Connect columns while ``SPARK_CONNECT_MODE_ENABLED`` is set and
 classic ones otherwise; each test runs with the setting of its own lane (``spark_lane``), so both
 engines live in one process and the lanes may run in any order, or spread over pytest-xdist
-workers (``-n 2``: the JVM lane stays on one worker, each module's tests on one worker).
+workers (``-n 2``: each worker runs its share of the JVM lane first).
 """
 
 from __future__ import annotations
@@ -37,14 +37,9 @@ def _lane(item: pytest.Item) -> int:
     return 1
 
 
-# First: pytest-xdist reads the groups in its own hook of this name, and would run before this one.
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The JVM lane first: under ``-n 2`` each worker starts its JVM before anything else runs.
     items.sort(key=_lane)
-    for item in items:
-        # Under ``--dist loadgroup``: one JVM for the whole lane, module fixtures built once.
-        group = "jvm" if item.get_closest_marker("jvm") else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
@@ -65,27 +60,11 @@ JVM_SMALL_DATA = {
 }
 
 
-def claim_the_jvm_lane(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Under pytest-xdist, fail if a second worker starts a JVM: the groups were ignored (as with
-    pytest 9.2, pytest-xdist#1386), and two JVMs would fight over the two cores."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is None:
-        return
-    claim = tmp_path_factory.getbasetemp().parent / "jvm-lane-worker"  # shared by this run's workers
-    try:
-        with claim.open("x") as file:
-            file.write(worker)
-    except FileExistsError:
-        pytest.fail(f"the JVM lane runs on {claim.read_text()} and {worker}: pytest-xdist ignored the "
-                    "xdist_group marks. Fix: keep the pytest and pytest-xdist pins of requirements/dev.txt")
-
-
 @pytest.fixture(scope="session")
 def jvm_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The JVM lane's one SparkSession; its classes come from a shared archive after the first run."""
     from {{ cookiecutter.package_name }}.runtime import ClassArchive, start_jvm
 
-    claim_the_jvm_lane(tmp_path_factory)
     archive = ClassArchive.in_cache(delta=False)
     with pytest.MonkeyPatch.context() as patch:  # a classic session, even after the Sail lane started
         patch.delenv("SPARK_CONNECT_MODE_ENABLED", raising=False)

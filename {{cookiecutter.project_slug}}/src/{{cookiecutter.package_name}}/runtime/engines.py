@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,7 @@ class ClassArchive:
 
     path: Path
     recording: Path | None = None
+    gateway: Any = None  # the Py4J gateway of the JVM that records, set by ``start_jvm``
 
     @classmethod
     def in_cache(cls, delta: bool) -> ClassArchive:
@@ -75,9 +77,16 @@ class ClassArchive:
         return cls(cache / f"spark-classes-{key}.jsa")
 
     def java_option(self) -> str:
+        """Map the archive, or record it; nothing when the cache cannot be written (a read-only home)."""
         if self.path.is_file():
             return f"-XX:SharedArchiveFile={self.path}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in self.path.parent.glob(f".{self.path.name}.*"):  # a recording whose JVM was killed
+                if not _alive(int(stale.suffix[1:])):
+                    stale.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            return ""
         self.recording = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         return f"-XX:ArchiveClassesAtExit={self.recording}"
 
@@ -88,14 +97,28 @@ class ClassArchive:
             return
         from pyspark import SparkContext
 
-        gateway = SparkContext._gateway
-        if gateway is not None and getattr(gateway, "proc", None) is not None:
-            gateway.shutdown()
-            gateway.proc.stdin.close()  # the JVM exits when its standard input closes
-            gateway.proc.wait(timeout=120)
-            SparkContext._gateway = SparkContext._jvm = None
-        if self.recording.is_file():
-            self.recording.replace(self.path)
+        gateway = self.gateway
+        try:
+            if gateway is not None and getattr(gateway, "proc", None) is not None:
+                gateway.shutdown()
+                gateway.proc.stdin.close()  # the JVM exits when its standard input closes
+                gateway.proc.wait(timeout=120)
+                if SparkContext._gateway is gateway:  # the next session launches a JVM of its own
+                    SparkContext._gateway = SparkContext._jvm = None
+            if self.recording.is_file():
+                self.recording.replace(self.path)
+        except (OSError, subprocess.TimeoutExpired):
+            return  # only a speed-up: the next JVM records it again
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def start_jvm(scratch: Path, delta: bool = True, extra: dict[str, str] | None = None,
@@ -129,7 +152,10 @@ def start_jvm(scratch: Path, delta: bool = True, extra: dict[str, str] | None = 
         from delta import configure_spark_with_delta_pip
 
         builder = configure_spark_with_delta_pip(builder)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    if class_archive is not None and class_archive.recording is not None:
+        class_archive.gateway = spark.sparkContext._gateway
+    return spark
 
 
 def stop_engine(spark: SparkSession | None, server: Any) -> None:
