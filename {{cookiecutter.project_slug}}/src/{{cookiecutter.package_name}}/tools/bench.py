@@ -35,7 +35,9 @@ from ..runtime.landing import list_landing_files, read_landing_file, union_all
 from .sample_data import generate
 
 
-def _landing_frame(rt, contract, files: list[Path], scratch: Path):
+def _landing_frame(rt, contract, files: list[Path], target: Path):
+    """The files as the bronze reader reads them; what a reader stages goes next to ``target``."""
+    scratch = target.with_name(target.name + "-read")
     return union_all([read_landing_file(rt.spark, f, contract, scratch) for f in files])
 
 
@@ -43,7 +45,7 @@ def _bare_copy(rt, contract, files: list[Path], target: Path) -> float:
     """Read the raw files as the bronze reader does, without parsing, and write them to Delta."""
     start = time.perf_counter()
     frame = rt.spark.read.text([str(f) for f in files]) if contract.format == "json" else _landing_frame(
-        rt, contract, files, target.with_name(target.name + "-read"))
+        rt, contract, files, target)
     frame.write.format("delta").mode("overwrite").save(str(target))
     return time.perf_counter() - start
 
@@ -52,7 +54,8 @@ def _typed_copy(rt, contract, files: list[Path], target: Path) -> float:
     """The floor of a single-pass pipeline: the same records read as bronze reads them, every column
     parsed to the contract's type as silver parses it, written to Delta once."""
     start = time.perf_counter()
-    typed = _landing_frame(rt, contract, files, target.with_name(target.name + "-read")).select(*[cast_expression(c).alias(c.name) for c in contract.columns])
+    typed = _landing_frame(rt, contract, files, target).select(*[cast_expression(c).alias(c.name)
+                                                                 for c in contract.columns])
     typed.write.format("delta").mode("overwrite").save(str(target))
     return time.perf_counter() - start
 
