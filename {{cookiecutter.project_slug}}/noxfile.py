@@ -25,7 +25,7 @@ def install(session: nox.Session) -> None:
 @nox.session(python="{{ cookiecutter.python_version }}")
 def tests(session: nox.Session) -> None:
     install(session)
-    # Both lanes spread over two workers; each module's tests (and the whole JVM lane) stay on one.
+    # Both lanes spread over two workers; each worker runs its share of the JVM lane first.
     session.run("pytest", "-n", "2", *session.posargs)
 
 

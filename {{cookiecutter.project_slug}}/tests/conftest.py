@@ -27,6 +27,10 @@ PROJECT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A worker per core already: OpenMP's default of a thread per core in every worker oversubscribes
+    # the cores and its threads spin at each barrier (scikit-learn's training took 8 s instead of 2 s).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _lane(item: pytest.Item) -> int:
@@ -51,12 +55,14 @@ def spark_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 
 # Test frames are a few thousand rows: compiling generated code for each query costs more than it
-# saves, and one shuffle partition is enough (about a sixth of the lane's time).
+# saves, and one shuffle partition is enough (about a sixth of the lane's time).  One task slot: a
+# Python UDF then runs in one reused Python worker that imports MLflow once, not one per slot.
 JVM_SMALL_DATA = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
     "spark.sql.shuffle.partitions": "1",
+    "spark.master": "local[1]",
 }
 
 

@@ -259,6 +259,7 @@ def test_a_bad_gold_expression_stops_the_run_before_bronze(cli, make_root, tmp_p
     assert result.returncode == 2, result.stderr
     assert "gold.columns.broken: 'greatst(1, 2)' is not a valid SQL expression" in result.stderr
     assert "Fix:" in result.stderr and not list((root / ".local").rglob("*bronze*"))
+    assert "writing sample data" not in result.stderr, "the configuration is checked before sample data is written"
 
 
 @pytest.mark.sail

@@ -35,7 +35,7 @@ from typing import Any
 
 from . import pipeline
 from .config import ConfigError, TargetConfig, load_project, project_root, target_config
-from .context import StageFailure, stderr
+from .context import RunContext, StageFailure, stderr
 from .contract import FORMATS, load_contracts, source_contract
 from .ml import registry
 from .runtime import ENGINES, LocalRuntime, PlatformError, open_runtime
@@ -200,10 +200,13 @@ def run_summary(args: argparse.Namespace, root: Path) -> pipeline.RunSummary:
         local_dir=local_dir,
         engine=args.engine,
     ) as rt:
-        if isinstance(rt, LocalRuntime) and "bronze" in stages:
+        def sample_data(_: RunContext) -> None:
             _sample_data_if_missing(root, rt, stderr)
+
+        local_ingest = isinstance(rt, LocalRuntime) and "bronze" in stages
         return pipeline.run_stages(rt, stages, run_id=args.run_id, root=root, experiment=args.experiment,
-                                   model_name=args.model_name, retry_files=tuple(args.retry_file))
+                                   model_name=args.model_name, retry_files=tuple(args.retry_file),
+                                   before_stages=sample_data if local_ingest else None)
 
 
 def _batches(args: argparse.Namespace, root: Path) -> int:

@@ -228,13 +228,18 @@ def run_stages(
     experiment: str | None = None,
     model_name: str | None = None,
     retry_files: tuple[str, ...] = (),
+    before_stages: Callable[[RunContext], None] | None = None,
 ) -> RunSummary:
-    """Run stages in order, stopping at the first failure, and record every attempt."""
+    """Run stages in order, stopping at the first failure, and record every attempt.  The
+    configuration is checked first; ``before_stages`` then runs once the checks pass (the command
+    line writes sample data there, so a configuration mistake costs no sample data)."""
     stages = resolve_stages(names)
     summary = RunSummary(run_id or uuid.uuid4().hex, rt.target, rt.platform, rt.catalog, rt.schema)
     ctx = run_context(rt, root or project_root(), summary.run_id, log, experiment, model_name, retry_files)
     for contract in ctx.contracts.values():  # before any stage: a bad expression must not follow a silver commit
         check_gold_expressions(rt.spark, contract)
+    if before_stages is not None:
+        before_stages(ctx)
     preload = preload_validation(stages)
     started: dict[str, datetime] = {}
     for index, name in enumerate(stages, start=1):
