@@ -25,7 +25,7 @@ def install(session: nox.Session) -> None:
 @nox.session(python="{{ cookiecutter.python_version }}")
 def tests(session: nox.Session) -> None:
     install(session)
-    # Both lanes spread over two workers; each worker runs its share of the JVM lane first.
+    # Both lanes spread over two workers; xdist's first chunk puts the JVM lane on the first one.
     session.run("pytest", "-n", "2", *session.posargs)
 
 
