@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import importlib
 import json
@@ -36,7 +37,7 @@ from typing import Any
 from . import pipeline
 from .config import ConfigError, TargetConfig, load_project, project_root, target_config
 from .context import RunContext, StageFailure, stderr
-from .contract import FORMATS, load_contracts, source_contract
+from .contract import FORMATS, load_contracts
 from .ml import registry
 from .runtime import ENGINES, LocalRuntime, PlatformError, open_runtime
 from .runtime.landing import list_landing_files
@@ -170,9 +171,10 @@ def _target_arguments(parser: argparse.ArgumentParser, engine: bool = True) -> N
         parser.add_argument("--schema", help="override the target's schema")
 
 
-def _sample_data_if_missing(root: Path, rt: LocalRuntime, log: Callable[[str], None]) -> None:
-    """A local run on an empty landing folder starts from the shipped sample data."""
-    contract = source_contract(root, load_project(root).source)
+def _sample_data_if_missing(rt: LocalRuntime, ctx: RunContext, log: Callable[[str], None] = stderr) -> None:
+    """A local run on an empty landing folder starts from the shipped sample data (the run's
+    configuration, already read and checked, names the source)."""
+    contract = ctx.contracts[ctx.project.source]
     folder = Path(rt.landing_path(contract.path))
     if folder.is_dir() and list_landing_files(folder):
         return
@@ -200,13 +202,10 @@ def run_summary(args: argparse.Namespace, root: Path) -> pipeline.RunSummary:
         local_dir=local_dir,
         engine=args.engine,
     ) as rt:
-        def sample_data(_: RunContext) -> None:
-            _sample_data_if_missing(root, rt, stderr)
-
         local_ingest = isinstance(rt, LocalRuntime) and "bronze" in stages
         return pipeline.run_stages(rt, stages, run_id=args.run_id, root=root, experiment=args.experiment,
                                    model_name=args.model_name, retry_files=tuple(args.retry_file),
-                                   before_stages=sample_data if local_ingest else None)
+                                   before_stages=functools.partial(_sample_data_if_missing, rt) if local_ingest else None)
 
 
 def _batches(args: argparse.Namespace, root: Path) -> int:
