@@ -25,7 +25,7 @@ def install(session: nox.Session) -> None:
 @nox.session(python="{{ cookiecutter.python_version }}")
 def tests(session: nox.Session) -> None:
     install(session)
-    # Both lanes spread over two workers; xdist's first chunk puts the JVM lane on the first one.
+    # Two workers: the JVM lane on one, each module fixture built once (tests/conftest.py schedules them).
     session.run("pytest", "-n", "2", *session.posargs)
 
 

@@ -6,11 +6,14 @@
 pyspark.sql.functions build Spark Connect columns while ``SPARK_CONNECT_MODE_ENABLED`` is set and
 classic ones otherwise; each test runs with the setting of its own lane (``spark_lane``), so both
 engines live in one process and the lanes may run in any order, or spread over pytest-xdist
-workers (``-n 2``: each worker runs its share of the JVM lane first).
+workers (``-n 2``: the JVM lane on one worker, see :class:`GroupScheduling`).
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
+import json
 import os
 import shutil
 import tempfile
@@ -21,29 +24,99 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
+if "MPLCONFIGDIR" not in os.environ:  # one per run: xdist's workers inherit the controller's
+    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="mpl-")
+    atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], ignore_errors=True)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # A worker per core already: OpenMP's default of a thread per core in every worker oversubscribes
     # the cores and its threads spin at each barrier (scikit-learn's training took 8 s instead of 2 s).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The file in which xdist workers record the groups they are scheduled in (see GroupScheduling).
+GROUPS = "XDIST_TEST_GROUPS_FILE"
 
 
 def _lane(item: pytest.Item) -> int:
     if item.get_closest_marker("jvm"):
         return 0
     if item.get_closest_marker("sail"):
-        return 2
-    return 1
+        return 1
+    return 2
+
+
+def _module_fixture_users(items: list[pytest.Item]) -> set[pytest.Item]:
+    """Tests that use a module-scoped fixture of their own module (a lake built, a model trained)."""
+    users = set()
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        for fixturedefs in info.name2fixturedefs.values() if info else ():
+            if any(d.scope == "module" and d.baseid and item.nodeid.startswith(d.baseid) for d in fixturedefs):
+                users.add(item)
+    return users
+
+
+def scheduling_groups(items: list[pytest.Item]) -> dict[str, str]:
+    """The unit of scheduling of each test: the JVM lane is one group, so one worker starts a JVM; a
+    module whose tests share a module fixture is one group (with the JVM lane if it has JVM tests),
+    so the fixture is built once; every other test is a unit of its own."""
+    users = _module_fixture_users(items)
+    jvm_modules = {item.module for item in items if _lane(item) == 0}
+    groups = {}
+    for item in items:
+        if _lane(item) == 0 or (item in users and item.module in jvm_modules):
+            groups[item.nodeid] = "jvm"
+        elif item in users:
+            groups[item.nodeid] = item.module.__name__
+    return groups
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The JVM lane first: under ``-n 2`` each worker starts its JVM before anything else runs.
-    items.sort(key=_lane)
+    # The order work is handed out in: the JVM lane, the groups (the largest first), the rest of the
+    # Sail lane, then the cheap tests without an engine, which even out the workers at the end.
+    groups = scheduling_groups(items)
+    sizes = collections.Counter(groups.values())
+    items.sort(key=lambda item: (_lane(item), -sizes[groups[item.nodeid]]) if item.nodeid in groups
+               else (_lane(item), 0))
+    if GROUPS in os.environ and os.environ.get("PYTEST_XDIST_WORKER"):
+        path = Path(os.environ[GROUPS])
+        partial = path.with_name(f"{path.name}.{os.environ['PYTEST_XDIST_WORKER']}")
+        partial.write_text(json.dumps(groups))
+        partial.replace(path)  # both workers write the same groups; a reader sees one whole file
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getvalue("dist") == "load" and config.getvalue("tx"):  # the controller of ``-n 2``
+        os.environ[GROUPS] = str(Path(tempfile.mkdtemp(prefix="xdist-groups-")) / "groups.json")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if GROUPS in os.environ and not os.environ.get("PYTEST_XDIST_WORKER"):
+        shutil.rmtree(Path(os.environ.pop(GROUPS)).parent, ignore_errors=True)
+
+
+class GroupScheduling(LoadScopeScheduling):
+    """xdist's ``loadscope`` with :func:`scheduling_groups` as the scopes, read from the file the workers
+    write as they collect (the controller collects nothing).  Groups go out first, the largest first,
+    then single tests in collection order, each to whichever worker runs short of work.  (xdist's own
+    ``loadgroup`` renames each grouped test's node id, which pytest 9 no longer lets a plugin do.)"""
+
+    _groups: dict[str, str] | None = None
+
+    def _split_scope(self, nodeid: str) -> str:
+        if self._groups is None:
+            self._groups = json.loads(Path(os.environ[GROUPS]).read_text())
+        return self._groups.get(nodeid, nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    """``-n 2`` (xdist's default ``load``) schedules by :func:`scheduling_groups`; another ``--dist`` is kept."""
+    return GroupScheduling(config, log) if GROUPS in os.environ else None
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +124,9 @@ def spark_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     if request.node.get_closest_marker("jvm"):
         monkeypatch.delenv("SPARK_CONNECT_MODE_ENABLED", raising=False)
     elif request.node.get_closest_marker("sail"):
+        # Started before the patch, the engine's own setting outlives this test: the module fixtures
+        # of a Sail module set up before the next test's patch then run in Spark Connect mode too.
+        request.getfixturevalue("sail_spark")
         monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
 
 
