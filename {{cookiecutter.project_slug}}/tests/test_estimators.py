@@ -51,6 +51,14 @@ def test_an_unknown_estimator_names_the_setting_and_the_choices():
         estimator_class("xgboost")
 
 
+def test_training_params_override_lightgbm_s_thread_count_but_not_its_objective_or_seed():
+    params = {**PARAMS["lightgbm"], "num_threads": 1, "objective": "huber", "seed": 99}
+    model = fit(frame("classification"), ["customer"], "month", "classification", replace(CONFIG, params=params))
+    used = model.estimator.booster.params
+    assert used["num_threads"] == 1 and used["num_leaves"] == 7
+    assert used["objective"] == "binary" and used["seed"] == CONFIG.seed
+
+
 def test_lightgbm_gives_native_contributions_that_sum_to_the_raw_score():
     model = fit(frame("regression"), ["customer"], "month", "regression",
                 replace(CONFIG, params=PARAMS["lightgbm"]))
