@@ -1,4 +1,5 @@
-"""JVM lane: PSI against an independent pandas computation, and drift on sample batches."""
+"""PSI against an independent pandas computation on the JVM engine (the Spark that runs on
+Databricks), and drift on sample batches on the local engine."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from {{ cookiecutter.package_name }}.contract import load_contracts
 from {{ cookiecutter.package_name }}.data.drift import EPSILON, drift, fit_baseline, psi
 from {{ cookiecutter.package_name }}.tools.sample_data import sample_frame
 
-pytestmark = pytest.mark.jvm
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +37,7 @@ def test_psi_formula_edge_cases():
         psi([1.0], [0.5, 0.5])
 
 
+@pytest.mark.jvm
 def test_psi_equals_a_reference_computation(jvm_spark):
     rng = np.random.default_rng(3)
     base = pd.DataFrame({"x": rng.normal(0, 1, 6_000), "c": rng.choice(["a", "b", "c"], 6_000, p=[.5, .3, .2])})
@@ -75,28 +76,30 @@ def typed_sample(source: str, rows: int, drift: bool, seed: int) -> tuple[pd.Dat
     return frame[numeric + categorical], numeric + categorical
 
 
-def test_drift_is_flagged_on_the_drifted_batch_and_not_on_a_fresh_one(jvm_spark):
+@pytest.mark.sail
+def test_drift_is_flagged_on_the_drifted_batch_and_not_on_a_fresh_one(sail_spark):
     source = load_project(PROJECT).source
     training, columns = typed_sample(source, 4_000, drift=False, seed=11)
     fresh, _ = typed_sample(source, 4_000, drift=False, seed=12)
     drifted, _ = typed_sample(source, 4_000, drift=True, seed=13)
-    baseline = fit_baseline(jvm_spark.createDataFrame(training), columns)
+    baseline = fit_baseline(sail_spark.createDataFrame(training), columns)
     threshold = load_project(PROJECT).monitoring["psi_threshold"]
-    stable = drift(jvm_spark.createDataFrame(fresh), baseline, threshold)
+    stable = drift(sail_spark.createDataFrame(fresh), baseline, threshold)
     assert {r.column for r in stable} == set(columns)
     assert not [r.column for r in stable if r.drifted], {r.column: round(r.psi, 3) for r in stable}
     assert max(r.psi for r in stable) < 0.1
-    shifted = [r.column for r in drift(jvm_spark.createDataFrame(drifted), baseline, threshold) if r.drifted]
+    shifted = [r.column for r in drift(sail_spark.createDataFrame(drifted), baseline, threshold) if r.drifted]
     assert shifted, "the drifted sample shifts feature distributions"
 
 
-def test_a_batch_too_small_to_tell_drift_from_noise_is_not_judged(jvm_spark):
+@pytest.mark.sail
+def test_a_batch_too_small_to_tell_drift_from_noise_is_not_judged(sail_spark):
     """One row is a point mass: its PSI is huge in every column, which says nothing about drift."""
     rng = np.random.default_rng(5)
     base = pd.DataFrame({"x": rng.normal(0, 1, 2_000)})
-    baseline = fit_baseline(jvm_spark.createDataFrame(base), ["x"], bins=10)
-    (one,) = drift(jvm_spark.createDataFrame(base.head(1)), baseline, threshold=0.2, min_rows=100)
+    baseline = fit_baseline(sail_spark.createDataFrame(base), ["x"], bins=10)
+    (one,) = drift(sail_spark.createDataFrame(base.head(1)), baseline, threshold=0.2, min_rows=100)
     assert one.psi > 0.2 and one.rows == 1 and not one.drifted
-    (many,) = drift(jvm_spark.createDataFrame(base.head(1) + 4.0).unionByName(
-        jvm_spark.createDataFrame(base.head(199) + 4.0)), baseline, threshold=0.2, min_rows=100)
+    (many,) = drift(sail_spark.createDataFrame(base.head(1) + 4.0).unionByName(
+        sail_spark.createDataFrame(base.head(199) + 4.0)), baseline, threshold=0.2, min_rows=100)
     assert many.rows == 200 and many.drifted
