@@ -90,7 +90,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getvalue("dist") == "load" and config.getvalue("tx"):  # the controller of ``-n 2``
+    # The controller of ``-n 2``; xdist's options are absent altogether under ``-p no:xdist``.
+    if config.getoption("dist", None) == "load" and config.getoption("tx", None):
         os.environ[GROUPS] = str(Path(tempfile.mkdtemp(prefix="xdist-groups-")) / "groups.json")
 
 
@@ -143,11 +144,19 @@ JVM_SMALL_DATA = {
 
 
 @pytest.fixture(scope="session")
-def jvm_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """The JVM lane's one SparkSession; its classes come from a shared archive after the first run."""
-    from {{ cookiecutter.package_name }}.runtime import ClassArchive, start_jvm
+def jvm_class_archive() -> object:
+    """The cached archive of the JVM lane's classes (mapped, or recorded by this run's JVM)."""
+    from {{ cookiecutter.package_name }}.runtime import ClassArchive
 
-    archive = ClassArchive.in_cache(delta=False)
+    return ClassArchive.in_cache(delta=False)
+
+
+@pytest.fixture(scope="session")
+def jvm_spark(tmp_path_factory: pytest.TempPathFactory, jvm_class_archive: Any) -> Iterator[object]:
+    """The JVM lane's one SparkSession; its classes come from a shared archive after the first run."""
+    from {{ cookiecutter.package_name }}.runtime import start_jvm
+
+    archive = jvm_class_archive
     with pytest.MonkeyPatch.context() as patch:  # a classic session, even after the Sail lane started
         patch.delenv("SPARK_CONNECT_MODE_ENABLED", raising=False)
         spark = start_jvm(tmp_path_factory.mktemp("jvm"), delta=False, extra=JVM_SMALL_DATA, class_archive=archive)
