@@ -6,7 +6,8 @@
 pyspark.sql.functions build Spark Connect columns while ``SPARK_CONNECT_MODE_ENABLED`` is set and
 classic ones otherwise; each test runs with the setting of its own lane (``spark_lane``), so both
 engines live in one process and the lanes may run in any order, or spread over pytest-xdist
-workers (``-n 2``: the JVM lane on one worker, see :class:`GroupScheduling`).
+workers (``-n 2``: the JVM lane on one worker, the sample lake's users on one, see
+:class:`GroupScheduling`).
 """
 
 from __future__ import annotations
@@ -60,10 +61,15 @@ def _module_fixture_users(items: list[pytest.Item]) -> set[pytest.Item]:
     return users
 
 
+# Session fixtures that cost seconds: the tests that use one form one unit, so one worker builds it.
+ONCE_PER_RUN = {"sample_medallion": "medallion"}
+
+
 def scheduling_groups(items: list[pytest.Item]) -> dict[str, str]:
     """The unit of scheduling of each test: the JVM lane is one group, so one worker starts a JVM; a
     module whose tests share a module fixture is one group (with the JVM lane if it has JVM tests),
-    so the fixture is built once; every other test is a unit of its own."""
+    so the fixture is built once; the users of an ``ONCE_PER_RUN`` fixture are one group (with their
+    modules' groups whole), so it is built once too; every other test is a unit of its own."""
     users = _module_fixture_users(items)
     jvm_modules = {item.module for item in items if _lane(item) == 0}
     groups = {}
@@ -72,6 +78,15 @@ def scheduling_groups(items: list[pytest.Item]) -> dict[str, str]:
             groups[item.nodeid] = "jvm"
         elif item in users:
             groups[item.nodeid] = item.module.__name__
+    merged = {}  # a module group or a lone test -> the once-per-run fixture it needs
+    for item in items:
+        for fixture, group in ONCE_PER_RUN.items():
+            if fixture in item.fixturenames and groups.get(item.nodeid) != "jvm":
+                merged[groups.get(item.nodeid, item.nodeid)] = group
+    for item in items:
+        unit = groups.get(item.nodeid, item.nodeid)
+        if unit in merged:
+            groups[item.nodeid] = merged[unit]
     return groups
 
 

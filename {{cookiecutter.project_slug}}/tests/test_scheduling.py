@@ -1,5 +1,5 @@
-"""The units xdist schedules (``-n 2``): a module fixture is built on one worker only, and the JVM
-lane starts one JVM.  Checked on the collection of this run, whatever part of the suite it selected."""
+"""The units xdist schedules (``-n 2``): a module fixture, and the session's sample lake, are built
+on one worker only, and the JVM lane starts one JVM.  Checked on the collection of this run, whatever part of the suite it selected."""
 
 from __future__ import annotations
 
@@ -38,3 +38,16 @@ def test_the_scheduler_reads_the_groups_the_workers_wrote(tmp_path, monkeypatch)
     scheduler = conftest.GroupScheduling.__new__(conftest.GroupScheduling)
     scopes = [scheduler._split_scope(n) for n in ("tests/test_a.py::one", "tests/test_a.py::two", "tests/test_b.py::x")]
     assert scopes == ["test_a", "test_a", "tests/test_b.py::x"]
+
+
+def test_every_user_of_the_sample_lake_is_in_one_unit_with_its_module_fixtures(request):
+    items = request.session.items
+    groups = conftest.scheduling_groups(items)
+    users = [item for item in items if "sample_medallion" in item.fixturenames]
+    assert {groups.get(item.nodeid) for item in users} <= {"medallion", "jvm"}
+    # A module fixture's other users stay with it: a module is never split between two units.
+    modules = {item.module for item in users if groups.get(item.nodeid) == "medallion"}
+    fixture_users = conftest._module_fixture_users(items)
+    split = {item.nodeid: groups.get(item.nodeid) for item in items if item.module in modules
+             and item in fixture_users and groups.get(item.nodeid) != "medallion"}
+    assert split == {}
