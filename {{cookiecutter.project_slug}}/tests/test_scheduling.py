@@ -4,6 +4,10 @@ on one worker only, and the JVM lane starts one JVM.  Checked on the collection 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import conftest
 import pytest
@@ -51,3 +55,17 @@ def test_every_user_of_the_sample_lake_is_in_one_unit_with_its_module_fixtures(r
     split = {item.nodeid: groups.get(item.nodeid) for item in items if item.module in modules
              and item in fixture_users and groups.get(item.nodeid) != "medallion"}
     assert split == {}
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_worker_ends_at_once_only_after_its_tests_and_after_every_other_exit_handler(finished):
+    code = ("import atexit, sys, conftest\n"
+            "atexit.register(lambda: print('later handler ran', flush=True))\n"
+            f"if {finished}: conftest.WORKER_FINISHED.append(True)\n"
+            "sys.exit(3)\n")
+    env = {**os.environ, "PYTEST_XDIST_WORKER": "gw9"}
+    ended = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert "later handler ran" in ended.stdout, ended.stderr
+    # A worker that finished ends at once; one that did not keeps its own exit status.
+    assert ended.returncode == (0 if finished else 3), ended.stderr
