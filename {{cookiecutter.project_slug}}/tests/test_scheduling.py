@@ -1,5 +1,6 @@
 """The units xdist schedules (``-n 2``): a module fixture, and the session's sample lake, are built
-on one worker only, and the JVM lane starts one JVM.  Checked on the collection of this run, whatever part of the suite it selected."""
+on one worker only, and the JVM lane starts one JVM.  Checked on the collection of this run, whatever
+part of the suite it selected."""
 
 from __future__ import annotations
 
