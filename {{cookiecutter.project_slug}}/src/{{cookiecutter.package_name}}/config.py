@@ -238,6 +238,15 @@ class BaselineGate:
 
 
 @dataclass(frozen=True)
+class FairnessGate:
+    """``validation.fairness``: per sensitive column, the largest gap allowed between two groups' metrics."""
+
+    max_difference: dict[str, float] = field(default_factory=dict)
+    # Groups with fewer holdout rows are reported but not gated (their metrics are noise).
+    min_group_rows: int = 30
+
+
+@dataclass(frozen=True)
 class ValidationConfig:
     mode: str = "enabled"
     # Absolute bounds, e.g. {"auc": {"min": 0.6}}; empty: none.
@@ -245,6 +254,8 @@ class ValidationConfig:
     champion_tolerance: float = 0.0
     # None: no baseline check (``baseline: false`` in conf/project.yml).
     baseline: BaselineGate | None = None
+    # None: no fairness check (``fairness: false``).
+    fairness: FairnessGate | None = field(default_factory=FairnessGate)
 
 
 @dataclass(frozen=True)
@@ -331,7 +342,17 @@ def load_validation(path: Path, raw: object, problem_type: str) -> ValidationCon
         raise ConfigError(f"{path}: validation.champion_tolerance is {tolerance!r}. Fix: a number >= 0 (how much "
                           "worse than @champion the candidate may be on the same holdout)")
     return ValidationConfig(str(mode), {m: {k: float(v) for k, v in b.items()} for m, b in thresholds.items()},
-                            float(tolerance), load_baseline_gate(path, raw.get("baseline"), problem_type))
+                            float(tolerance), load_baseline_gate(path, raw.get("baseline"), problem_type),
+                            load_fairness_gate(raw.get("fairness")))
+
+
+def load_fairness_gate(raw: object) -> FairnessGate | None:
+    """``validation.fairness`` (its fields were checked against the schema): ``false`` turns it off."""
+    if raw is False:
+        return None
+    raw = raw if isinstance(raw, dict) else {}
+    return FairnessGate({str(m): float(v) for m, v in (raw.get("max_difference") or {}).items()},
+                        int(raw.get("min_group_rows", FairnessGate.min_group_rows)))
 
 
 def load_project(root: Path) -> ProjectConfig:

@@ -29,7 +29,8 @@ ROW_LEVEL = {
     "expect_column_values_to_not_be_in_set",
     "expect_column_values_to_match_regex",
 }
-COLUMN_KEYS = {"source", "type", "required", "min", "max", "allowed", "pattern", "categorical", "format", "description",
+COLUMN_KEYS = {"source", "type", "required", "min", "max", "allowed", "pattern", "categorical", "sensitive", "format",
+               "description",
                "period",
                "true_values", "false_values",
                "decimal_separator"}
@@ -59,6 +60,8 @@ class Column:
     allowed: tuple[str, ...] | None = None
     pattern: str | None = None
     categorical: bool = False
+    # A protected attribute: the fairness gate compares the model across its groups; never a model input.
+    sensitive: bool = False
     format: str | None = None
     decimal_separator: str = "."
     # The period every value must start (a date column of monthly snapshots: month); None: any value.
@@ -156,6 +159,11 @@ class Contract:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def sensitive_columns(self) -> list[str]:
+        """Gold columns that carry a ``sensitive: true`` column as it is (checked when the contract loads)."""
+        return [c.name for c in self.columns if c.sensitive]
+
     def column(self, name: str) -> Column:
         for col in self.columns:
             if col.name == name:
@@ -234,6 +242,7 @@ def _column(path: Path, name: str, spec: Any) -> Column:
         allowed=tuple(str(v) for v in allowed) if allowed else None,
         pattern=spec.get("pattern"),
         categorical=bool(spec.get("categorical", False)),
+        sensitive=bool(spec.get("sensitive", False)),
         format=spec.get("format"),
         decimal_separator=str(spec.get("decimal_separator", ".")),
         period=period,
@@ -443,6 +452,11 @@ def load_contract(path: Path, root: Path) -> Contract:
         extra = _expectations_file(path, root, quality["expectations_file"], names)
 
     gold = _gold(path, raw.get("gold"), names, label)
+    for column in (c for c in columns if c.sensitive):
+        if {**gold.columns, **gold.group_by}.get(column.name) != column.name:
+            raise _fail(path, f"columns.{column.name}.sensitive", "the fairness gate groups the holdout by this "
+                        f"column, so gold must carry it as it is. Fix: add `{column.name}: {column.name}` to "
+                        "gold.columns (it is never a model input), or remove `sensitive: true`")
     features = _features(path, raw.get("features"), _gold_feature_columns(gold, columns, keys, event_time, label))
 
     options = {str(k): str(v) for k, v in (raw.get("options") or {}).items()}

@@ -35,6 +35,12 @@ BATCH_DECISIONS_TABLE = "batch_decisions"
 INGEST_STATE_TABLE = "ingest_state"
 INGEST_METRICS_TABLE = "ingest_metrics"
 VALIDATION_RESULTS_TABLE = "validation_results"
+# One row per check: the data expectations of each ingest batch, and the model checks of each validated
+# version (source: the model; batch_from and batch_to: its version; examples: the per-group figures).
+VALIDATION_RESULTS_SCHEMA = (
+    "run_id string, source string, batch_from bigint, batch_to bigint, expectation string, type string, "
+    "column string, success boolean, unexpected_count bigint, element_count bigint, examples string, "
+    "error string, validated_at timestamp")
 TRAINING_SET_TABLE = "training_set"
 BASELINE_TABLE = "monitoring_baseline_input"
 INFERENCE_TABLE = "inference_log"

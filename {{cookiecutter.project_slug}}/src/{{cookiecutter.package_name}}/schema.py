@@ -28,6 +28,9 @@ NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 # Metrics whose values are probabilities or shares: a bound outside [0, 1] can never be met.
 UNIT_INTERVAL_METRICS = ("auc", "pr_auc", "f1", "mape")
 PROBLEM_METRICS = {"classification": ("auc", "pr_auc", "log_loss", "f1"), "regression": ("rmse", "mae", "mape")}
+# Metrics the fairness gate compares between the groups of a sensitive column (see ml/fairness.py).
+FAIRNESS_METRICS = {"classification": ("selection_rate", "true_positive_rate", "false_positive_rate", "auc"),
+                    "regression": ("mae", "rmse")}
 
 
 class Strict(BaseModel):
@@ -73,8 +76,8 @@ class Bounds(Strict):
         return self
 
 
-def _baseline_switch(value: Any) -> Any:
-    """``baseline: false`` turns the check off; absent, empty or true means the defaults."""
+def _check_switch(value: Any) -> Any:
+    """``baseline: false`` or ``fairness: false`` turns that check off; absent, empty or true means the defaults."""
     if value is False:
         return None
     return {} if value is None or value is True else value
@@ -88,10 +91,20 @@ class Baseline(Strict):
                                       "with a yearly season), or null for none")
 
 
+class Fairness(Strict):
+    max_difference: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="metric: the largest gap allowed between two groups, e.g. "
+        "{selection_rate: 0.15, auc: 0.1}")
+    min_group_rows: int = Field(30, ge=1, description="a whole number of holdout rows >= 1: smaller groups are "
+                                "reported, not gated")
+
+
 class Validation(Strict):
     mode: Literal["enabled", "dry_run", "disabled"] = Field("enabled", description="enabled, dry_run or disabled")
-    baseline: Annotated[Baseline | None, BeforeValidator(_baseline_switch)] = Field(
+    baseline: Annotated[Baseline | None, BeforeValidator(_check_switch)] = Field(
         default_factory=Baseline, description="a mapping {metric, min_improvement, season_length}, or false")
+    fairness: Annotated[Fairness | None, BeforeValidator(_check_switch)] = Field(
+        default_factory=Fairness, description="a mapping {max_difference, min_group_rows}, or false")
     thresholds: dict[str, Bounds] = Field(default_factory=dict, description="metric: {min: x} or {max: x}, "
                                           "e.g. auc: {min: 0.6}")
     champion_tolerance: float = Field(0.0, ge=0, description="a number >= 0 written as a share, e.g. 0.01 (not 1%): "
@@ -151,6 +164,12 @@ def project_problems(project: ProjectFile) -> list[tuple[str, Any, str, str]]:
     allowed = PROBLEM_METRICS[project.problem_type]
     sections = {"validation.thresholds": project.validation.thresholds,
                 "monitoring.performance": project.monitoring.performance}
+    fairness = project.validation.fairness
+    for metric in fairness.max_difference if fairness else ():
+        if metric not in FAIRNESS_METRICS[project.problem_type]:
+            found.append((f"validation.fairness.max_difference.{metric}", metric,
+                          f"is not a group metric of {project.problem_type}",
+                          f"use one of {', '.join(FAIRNESS_METRICS[project.problem_type])}"))
     for section, bounds_by_metric in sections.items():
         for metric, bounds in bounds_by_metric.items():
             if metric not in allowed:
@@ -215,6 +234,8 @@ class ColumnSpec(Strict):
     allowed: list[Scalar] | None = Field(None, min_length=1, description="a list, e.g. [basic, premium] (in brackets)")
     pattern: str | None = Field(None, description="a regular expression, e.g. ^C[0-9]{6}$")
     categorical: bool = Field(False, description="true or false")
+    sensitive: bool = Field(False, description="true or false: the fairness gate compares the model across its "
+                            "groups, and it is never a model input")
     format: str | None = Field(None, description="a Spark datetime pattern without quotes around it, e.g. yyyy-MM-dd")
     decimal_separator: Literal[".", ","] = Field(".", description="'.' or ','")
     true_values: list[Scalar] | None = Field(None, min_length=1, description="a list, e.g. [yes, y, 1]")

@@ -43,15 +43,17 @@ class Candidate:
 def single_model(pdf: pd.DataFrame, keys: list[str], timestamp: str, project: ProjectConfig, contract: Contract,
                  sources: list[dict[str, Any]], model_name: str, commit: str, folder: str,
                  log: Callable[[str], None]) -> Candidate:
-    """One estimator on the whole training set; its files are written to ``folder``."""
+    """One estimator on the whole training set; its files are written to ``folder``.  Sensitive
+    columns are not model inputs: the validation gate compares the model across their groups."""
     config, trials = project.training, []
+    pdf = pdf.drop(columns=contract.sensitive_columns)
     if config.tuning_trials > 0:
         metric = TUNED_METRIC[project.problem_type]
         log(f"  train: tuning with Optuna, {config.tuning_trials} trials")
         best, trials = tune(pdf, keys, timestamp, project.problem_type, config,
                             on_trial=lambda t: log(f"    trial {t['number']}: {metric}={t['metrics'][metric]:.4f}"))
         config = replace(config, params=best)
-    model = fit(pdf, keys, timestamp, project.problem_type, config, expected_features=list(contract.gold.columns))
+    model = fit(pdf, keys, timestamp, project.problem_type, config, expected_features=[c for c in contract.gold.columns if c not in contract.sensitive_columns])
     model_path, meta_path = os.path.join(folder, "model.txt"), os.path.join(folder, "meta.json")
     Path(model_path).write_text(model.estimator.dumps(), encoding="utf-8")
     Path(meta_path).write_text(json.dumps(model.meta), encoding="utf-8")
@@ -75,6 +77,7 @@ def segmented_model(frame: Any, keys: list[str], timestamp: str, project: Projec
     config = project.training
     estimator = estimator_class(config.estimator).name
     segment_by = list(config.segment_by)
+    frame = frame.drop(*[c for c in contract.sensitive_columns if c not in segment_by])  # not model inputs
     absent = [c for c in segment_by if c not in frame.columns]
     if absent:
         raise TrainingDataError(f"training.segment_by names {absent}, which the training data lacks. Fix: use "

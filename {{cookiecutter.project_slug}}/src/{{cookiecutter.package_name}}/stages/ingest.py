@@ -32,6 +32,7 @@ from ..names import (
     INGEST_METRICS_TABLE,
     INGEST_STATE_TABLE,
     LANDING_VOLUME,
+    VALIDATION_RESULTS_SCHEMA,
     VALIDATION_RESULTS_TABLE,
 )
 from ..runtime import KnownFiles, Runtime
@@ -173,10 +174,7 @@ def _save_report(rt: Runtime, ctx: RunContext, contract: Contract, batches: tupl
                                 "summary": summary, "great_expectations": report_json}, indent=2, default=str))
     rows = [(ctx.run_id, contract.name, batches[0], batches[1], r["name"], r["type"], r["column"], r["success"],
              r["unexpected_count"], r["element_count"], r["examples"], r["error"], _now()) for r in summary]
-    frame = rt.spark.createDataFrame(
-        rows, "run_id string, source string, batch_from bigint, batch_to bigint, expectation string, type string, "
-              "column string, success boolean, unexpected_count bigint, element_count bigint, examples string, "
-              "error string, validated_at timestamp")
+    frame = rt.spark.createDataFrame(rows, VALIDATION_RESULTS_SCHEMA)
     rt.replace_matching(frame, VALIDATION_RESULTS_TABLE, _batch_range(rt, contract, *batches))
     return str(path)
 

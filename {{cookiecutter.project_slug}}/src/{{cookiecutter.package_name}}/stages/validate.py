@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from ..context import RunContext, StageOutput
 from ..data.inputs import training_inputs
+from ..ml.fairness import fairness_checks
 from ..ml.fitting import holdout_rows
 from ..ml.metrics import (
     HIGHER_IS_BETTER,
@@ -37,7 +39,7 @@ from ..ml.registry import (
     set_alias,
 )
 from ..ml.scoring import predict_logged
-from ..names import LABEL
+from ..names import LABEL, VALIDATION_RESULTS_SCHEMA, VALIDATION_RESULTS_TABLE
 from ..runtime import Runtime
 
 # This module's stages and their positions in `run all` (see pipeline.py).
@@ -57,10 +59,12 @@ def holdout_of(rt: Runtime, ctx: RunContext) -> tuple[pd.DataFrame, pd.DataFrame
 def describe(check: dict[str, Any]) -> str:
     """One check as the stage prints it."""
     if check["value"] is None:
-        return f"{check['check']}: missing"
+        return f"{check['check']}: missing" + (" (fewer than two groups large enough)" if "groups" in check else "")
     text = f"{check['check']}: {check['value']:.4f}"
     if "champion" in check:
         text += f" (champion {check['champion']:.4f})"
+    if "high_group" in check:
+        text += f" ({check['high_group']} vs {check['low_group']})"
     if "baseline" in check:
         text += (f" ({check['baseline_name']} {check['baseline']:.4f}, "
                  f"{check['improvement']:.1%} better)")
@@ -78,12 +82,15 @@ def holdout_checks(rt: Runtime, ctx: RunContext, version: Any,
     history, holdout, keys, timestamp = holdout_of(rt, ctx)
     truth = holdout[LABEL].to_numpy(dtype=float)
 
-    def scored(v: Any) -> dict[str, float]:
-        model = mlflow.pyfunc.load_model(f"models:/{ctx.model_name}/{v.version}")
-        return evaluate(project.problem_type, truth, predict_logged(model, holdout))
+    def outputs(v: Any) -> pd.DataFrame:
+        return predict_logged(mlflow.pyfunc.load_model(f"models:/{ctx.model_name}/{v.version}"), holdout)
 
-    candidate = scored(version)
+    candidate_output = outputs(version)
+    candidate = evaluate(project.problem_type, truth, candidate_output)
     checks, shown, recorded = [], {"holdout_rows": len(holdout)}, {}
+    if fairness_applies(ctx):
+        checks.extend(fairness_checks(project.problem_type, holdout, truth, candidate_output,
+                                      ctx.contract.sensitive_columns, project.validation.fairness))
     if gate is not None:
         baselines = naive_baselines(history, holdout, keys, timestamp, project.problem_type, gate.season_length)
         check = baseline_check(candidate[gate.metric], {b.name: b.metrics[gate.metric] for b in baselines},
@@ -95,9 +102,28 @@ def holdout_checks(rt: Runtime, ctx: RunContext, version: Any,
         recorded["candidate_on_holdout"] = candidate
     if champion is not None:
         main = MAIN_METRIC[project.problem_type]
-        checks.append(champion_check(candidate[main], scored(champion)[main], main,
+        checks.append(champion_check(candidate[main], evaluate(project.problem_type, truth, outputs(champion))[main], main,
                                      float(project.validation.champion_tolerance)))
     return checks, shown, recorded
+
+
+def fairness_applies(ctx: RunContext) -> bool:
+    """The fairness checks run when limits are set and the contract marks a column sensitive."""
+    gate = ctx.project.validation.fairness
+    return gate is not None and bool(gate.max_difference) and bool(ctx.contract.sensitive_columns)
+
+
+def record_results(rt: Runtime, ctx: RunContext, version: str, checks: list[dict[str, Any]]) -> None:
+    """The checks as rows of the validation results table, next to the data expectations: source is
+    the model, the batch range is its version (a rerun replaces the version's rows)."""
+    number = int(version)
+    rows = [(ctx.run_id, ctx.model_name, number, number, c["check"], "model_" + (c.get("metric") or "check"),
+             c.get("column"), bool(c["passed"]), None, None, json.dumps(c.get("groups") or {}, default=str),
+             None if c["value"] is not None else "missing", datetime.now(UTC).replace(tzinfo=None))
+            for c in checks]
+    frame = rt.spark.createDataFrame(rows, VALIDATION_RESULTS_SCHEMA)
+    keys = rt.spark.createDataFrame([(ctx.model_name, number, number)], "source string, batch_from bigint, batch_to bigint")
+    rt.replace_matching(frame, VALIDATION_RESULTS_TABLE, keys)
 
 
 def run(rt: Runtime, ctx: RunContext) -> StageOutput:
@@ -121,7 +147,7 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
         champion = None
     shown: dict[str, Any] = {}
     recorded: dict[str, Any] = {}
-    if settings.baseline is not None or champion is not None:
+    if settings.baseline is not None or champion is not None or fairness_applies(ctx):
         more, shown, recorded = holdout_checks(rt, ctx, version, champion)
         checks.extend(more)
     passed = all(c["passed"] for c in checks)
@@ -129,11 +155,14 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     client.set_model_version_tag(name, version.version, "validation_status", status)
     client.set_model_version_tag(name, version.version, "validation_mode", settings.mode)
     client.set_model_version_tag(name, version.version, "validation_results", json.dumps(checks))
+    record_results(rt, ctx, str(version.version), checks)
     with mlflow.start_run(run_id=version.run_id):
         mlflow.log_metric("validation_passed", float(passed))
         for check in checks:
             if "improvement" in check:
                 mlflow.log_metric("validation_baseline_improvement", check["improvement"])
+            if "max_difference" in check and check["value"] is not None:
+                mlflow.log_metric(f"fairness_{check['metric']}_gap_{check['column']}", check["value"])
         mlflow.log_dict({"model": name, "version": str(version.version), "status": status, "mode": settings.mode,
                          "pipeline_run_id": ctx.run_id, "checks": checks, **shown, **recorded}, VALIDATION_ARTIFACT)
     details = {"model": name, "version": str(version.version), "mode": settings.mode, "status": status,

@@ -77,6 +77,11 @@ def _churn_frame(rng: np.random.Generator, rows: int, drift: bool) -> pd.DataFra
     label = np.where(churned, [w[0] for w in label_words], [w[1] for w in label_words])
     offset_s = rng.integers(0, 27 * 86400, size=rows)
     event_ts = pd.DatetimeIndex(month_start.astype("datetime64[s]") + offset_s.astype("timedelta64[s]"))
+    # The sensitive attribute, from a generator of its own so the other columns stay as they were:
+    # more seniors among long-tenured customers, so the model's outcomes differ a little by group.
+    first_row = np.searchsorted(ids, np.arange(customers))
+    senior_p = 0.15 + 0.2 * (tenure[np.minimum(first_row, rows - 1)] > 48)
+    senior = np.where(np.random.default_rng([customers, 65]).random(customers) < senior_p, "yes", "no")[ids]
 
     return pd.DataFrame({
         "customer_id": _codes("C", ids, 6),
@@ -85,6 +90,7 @@ def _churn_frame(rng: np.random.Generator, rows: int, drift: bool) -> pd.DataFra
         "plan": plan,
         "region": region,
         "contract_type": contract,
+        "senior_citizen": senior,
         "tenure_months": tenure.astype(str),
         "monthly_charges": np.round(charges, 2).astype(str),
         "total_charges": np.round(total, 2),

@@ -1,0 +1,75 @@
+"""The fairness checks of the validation gate: for each sensitive column of the contract, the
+candidate's metrics per group of the holdout (Fairlearn's ``MetricFrame``) and the largest gap
+between two groups, bounded by ``validation.fairness.max_difference``.
+
+Groups smaller than ``min_group_rows`` are reported but left out of the gap: a metric on a handful
+of rows is noise, and a gate that fails on noise gets turned off.  A metric a group cannot have
+(AUC of a group with one class) is reported as missing and left out the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import FairnessGate
+
+
+def _auc(truth: np.ndarray, proba: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(truth, proba)) if len(np.unique(truth)) == 2 else float("nan")
+
+
+def _rmse(truth: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((truth - pred) ** 2)))
+
+
+def group_metric_functions(problem_type: str) -> dict[str, tuple[Any, str]]:
+    """Each group metric: its function of (truth, model output) and which output column it reads."""
+    from fairlearn.metrics import false_positive_rate, selection_rate, true_positive_rate
+    from sklearn.metrics import mean_absolute_error
+
+    if problem_type == "classification":
+        return {"selection_rate": (selection_rate, "prediction"), "true_positive_rate": (true_positive_rate, "prediction"),
+                "false_positive_rate": (false_positive_rate, "prediction"), "auc": (_auc, "probability")}
+    return {"mae": (mean_absolute_error, "prediction"), "rmse": (_rmse, "prediction")}
+
+
+def group_metrics(problem_type: str, truth: np.ndarray, output: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
+    """One row per group of ``groups``: its row count and every group metric, computed by Fairlearn."""
+    from fairlearn.metrics import MetricFrame
+
+    frames = []
+    for name, (function, column) in group_metric_functions(problem_type).items():
+        frame = MetricFrame(metrics={name: function}, y_true=truth, y_pred=output[column].to_numpy(),
+                            sensitive_features=groups.astype("string").fillna("(missing)").to_numpy())
+        frames.append(frame.by_group)
+    counts = groups.astype("string").fillna("(missing)").value_counts().rename("rows")
+    table = pd.concat([counts, *frames], axis=1)
+    table.index.name = "group"
+    return table.sort_index()
+
+
+def fairness_checks(problem_type: str, holdout: pd.DataFrame, truth: np.ndarray, output: pd.DataFrame,
+                    columns: list[str], gate: FairnessGate) -> list[dict[str, Any]]:
+    """One check per sensitive column and limited metric: the largest gap between two gated groups.
+    Every check carries the whole per-group table, so the report shows what was compared."""
+    checks = []
+    for column in columns:
+        table = group_metrics(problem_type, truth, output, holdout[column].reset_index(drop=True))
+        gated = table[table["rows"] >= gate.min_group_rows]
+        groups = {str(g): {k: (None if pd.isna(v) else round(float(v), 5)) for k, v in row.items()}
+                  for g, row in table.iterrows()}
+        for metric, limit in gate.max_difference.items():
+            values = gated[metric].dropna()
+            gap = float(values.max() - values.min()) if len(values) >= 2 else None
+            check = {"check": f"fairness {metric} gap across {column} (max {limit:g})", "value": gap,
+                     "max_difference": limit, "column": column, "metric": metric, "groups": groups,
+                     "passed": gap is None or gap <= limit}
+            if gap is not None:
+                check.update(low_group=str(values.idxmin()), high_group=str(values.idxmax()))
+            checks.append(check)
+    return checks
