@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.config import ConfigError, FairnessGate
+from {{ cookiecutter.package_name }}.config import ConfigError, FairnessGate, load_project
 from {{ cookiecutter.package_name }}.contract import load_contracts
 from {{ cookiecutter.package_name }}.ml.fairness import fairness_checks, group_metrics
 
@@ -61,10 +61,10 @@ def test_the_gap_is_taken_over_groups_large_enough_and_a_limit_names_both_ends()
 
 def test_a_sensitive_column_gold_does_not_carry_names_the_field_and_the_fix(make_root, tmp_path):
     root = make_root(tmp_path)
-    path = root / "conf" / "contracts" / "churn_events.yml"
+    path = root / "conf" / "contracts" / f"{load_project(root).source}.yml"
     contract = yaml.safe_load(path.read_text())
-    del contract["gold"]["columns"]["senior_citizen"]
+    contract["columns"]["group_probe"] = {"type": "string", "sensitive": True}
     path.write_text(yaml.safe_dump(contract, sort_keys=False))
-    with pytest.raises(ConfigError, match=r"columns\.senior_citizen\.sensitive.*Fix: add `senior_citizen: "
-                                          r"senior_citizen` to gold\.columns"):
+    with pytest.raises(ConfigError, match=r"columns\.group_probe\.sensitive.*Fix: add `group_probe: "
+                                          r"group_probe` to gold\.columns"):
         load_contracts(root)

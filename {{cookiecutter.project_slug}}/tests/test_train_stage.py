@@ -11,7 +11,7 @@ import pytest
 
 from {{ cookiecutter.package_name }} import pipeline
 from {{ cookiecutter.package_name }}.config import load_project
-from {{ cookiecutter.package_name }}.contract import load_contracts
+from {{ cookiecutter.package_name }}.contract import load_contracts, source_contract
 from {{ cookiecutter.package_name }}.data.inputs import training_inputs
 
 pytestmark = pytest.mark.sail
@@ -41,7 +41,16 @@ def test_training_registers_a_fully_documented_model_version(trained):
     assert run.data.tags["mlflow.source.git.commit"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     plot = "plots/roc_pr_confusion.png" if project.problem_type == "classification" else "plots/residuals.png"
-    assert {"plots/feature_importance.png", plot} <= artifacts
+    assert {"plots/feature_importance.png", "plots/shap_summary.png", plot} <= artifacts
+    # Explanations: the strongest features by mean |SHAP|, in MLflow and in the card; the sensitive
+    # columns of the contract are never model inputs.
+    top = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/explanations/top_features.json")
+    features = run.data.params["features"].split(",")
+    assert top["rows"] > 0 and [f["feature"] for f in top["features"]] and {
+        f["feature"] for f in top["features"]} <= set(features)
+    assert "## Explanations (SHAP values on the validation period)" in version.description
+    assert f"| {top['features'][0]['feature']} |" in version.description
+    assert not set(source_contract(root, project.source).sensitive_columns) & set(features)
     inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
     expected_inputs = {s for s in json.loads(version.tags["data_versions"])}
     assert set(inputs) == expected_inputs

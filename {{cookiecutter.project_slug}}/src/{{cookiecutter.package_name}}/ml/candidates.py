@@ -17,10 +17,11 @@ from ..config import ProjectConfig
 from ..contract import Contract
 from ..names import LABEL, SCORE_COLUMNS
 from .estimators import estimator_class
+from .explanations import card_section, explain
 from .fitting import TrainingDataError, fit, tune
 from .flavor import EstimatorModel, SegmentedModel, model_code
 from .metrics import TUNED_METRIC
-from .reports import model_card, model_plots, segment_chart
+from .reports import model_card, model_plots, segment_chart, shap_summary_chart, with_section
 from .segments import fit_segments
 
 
@@ -38,6 +39,8 @@ class Candidate:
     example_output: pd.DataFrame
     card: str
     nested: list[tuple[str, dict[str, Any], dict[str, float]]] = field(default_factory=list)
+    # JSON documents logged next to the plots, by artifact path.
+    documents: dict[str, Any] = field(default_factory=dict)
 
 
 def single_model(pdf: pd.DataFrame, keys: list[str], timestamp: str, project: ProjectConfig, contract: Contract,
@@ -54,6 +57,10 @@ def single_model(pdf: pd.DataFrame, keys: list[str], timestamp: str, project: Pr
                             on_trial=lambda t: log(f"    trial {t['number']}: {metric}={t['metrics'][metric]:.4f}"))
         config = replace(config, params=best)
     model = fit(pdf, keys, timestamp, project.problem_type, config, expected_features=[c for c in contract.gold.columns if c not in contract.sensitive_columns])
+    explanation = explain(model, config.seed)
+    figures = model_plots(model)
+    if explanation is not None:
+        figures["plots/shap_summary.png"] = shap_summary_chart(explanation, project.problem_type)
     model_path, meta_path = os.path.join(folder, "model.txt"), os.path.join(folder, "meta.json")
     Path(model_path).write_text(model.estimator.dumps(), encoding="utf-8")
     Path(meta_path).write_text(json.dumps(model.meta), encoding="utf-8")
@@ -64,10 +71,14 @@ def single_model(pdf: pd.DataFrame, keys: list[str], timestamp: str, project: Pr
                 "early_stopping_rounds": config.early_stopping_rounds,
                 "validation_fraction": config.validation_fraction, "tuning_trials": config.tuning_trials,
                 "features": ",".join(model.features), **config.params},
-        split=model.split, figures=model_plots(model), example=model.valid_frame[model.features].head(5),
+        split=model.split, figures=figures, example=model.valid_frame[model.features].head(5),
         example_output=model.valid_output.head(5),
-        card=model_card(project, contract, model, sources, model_name, commit),
-        nested=[(f"trial-{t['number']}", t["params"], t["metrics"]) for t in trials])
+        card=with_section(model_card(project, contract, model, sources, model_name, commit),
+                          card_section(explanation, project.problem_type)),
+        nested=[(f"trial-{t['number']}", t["params"], t["metrics"]) for t in trials],
+        documents={"explanations/top_features.json": {
+            "rows": 0 if explanation is None else len(explanation.contributions),
+            "features": [] if explanation is None else explanation.top_features()}})
 
 
 def segmented_model(frame: Any, keys: list[str], timestamp: str, project: ProjectConfig, contract: Contract,

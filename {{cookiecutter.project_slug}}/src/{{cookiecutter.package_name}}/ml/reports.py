@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..config import BaselineGate, ProjectConfig
 from ..contract import Contract
 from ..data.drift import ColumnDrift
 from ..names import LABEL
+from .explanations import EXPLAINED_OUTPUT, TOP_FEATURES, Explanation
 from .fitting import FittedModel
 from .metrics import baseline_check
 from .naive import FROM_HISTORY, NaiveBaseline
@@ -70,6 +72,31 @@ def model_plots(model: FittedModel) -> dict[str, Any]:
         fig.tight_layout()
         figures["plots/residuals.png"] = fig
     return figures
+
+
+def shap_summary_chart(explanation: Explanation, problem_type: str) -> Any:
+    """The SHAP summary: per strong feature, one dot per explained row at its contribution, coloured
+    by the feature's value (low blue to high red; grey where it is categorical or missing)."""
+    plt = _pyplot()
+    features = list(explanation.importance.head(TOP_FEATURES).index)[::-1]
+    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(explanation.contributions))
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.42 * len(features))))
+    coloured = None
+    for position, feature in enumerate(features):
+        shap = explanation.contributions[feature].to_numpy()
+        ranks = pd.to_numeric(explanation.values[feature], errors="coerce").rank(pct=True).to_numpy()
+        numeric = ~np.isnan(ranks)
+        ax.scatter(shap[~numeric], position + jitter[~numeric], s=5, color="#999999", alpha=0.5)
+        if numeric.any():
+            coloured = ax.scatter(shap[numeric], position + jitter[numeric], s=5, c=ranks[numeric], cmap="coolwarm",
+                                  vmin=0, vmax=1, alpha=0.6)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(features)), features)
+    ax.set(title="SHAP summary (validation period)", xlabel=f"contribution to the {EXPLAINED_OUTPUT[problem_type]}")
+    if coloured is not None:
+        fig.colorbar(coloured, ax=ax, label="feature value, as a percentile of the rows shown")
+    fig.tight_layout()
+    return fig
 
 
 def model_card(project: ProjectConfig, contract: Contract, model: FittedModel, sources: list[dict[str, Any]],

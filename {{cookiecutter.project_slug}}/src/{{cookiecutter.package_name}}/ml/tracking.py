@@ -70,7 +70,8 @@ def model_environment(root: Path) -> dict[str, Any]:
 
 
 def log_documents(candidate: Candidate, data_gate: dict[str, Any]) -> None:
-    """The plots, the model card and the training data gate, written together and logged in one call."""
+    """The plots, the model card, the training data gate and the candidate's other documents (its
+    explanations), written together and logged in one call."""
     import mlflow
 
     with tempfile.TemporaryDirectory(prefix="documents-") as folder:
@@ -82,6 +83,9 @@ def log_documents(candidate: Candidate, data_gate: dict[str, Any]) -> None:
         (root / "model_card.md").write_text(candidate.card, encoding="utf-8")
         (root / "validation").mkdir(exist_ok=True)
         (root / "validation" / "data_gate_training.json").write_text(json.dumps(data_gate, indent=2), encoding="utf-8")
+        for path, document in candidate.documents.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(json.dumps(document, indent=2), encoding="utf-8")
         mlflow.log_artifacts(folder)
 
 

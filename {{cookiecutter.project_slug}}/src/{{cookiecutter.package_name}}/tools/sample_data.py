@@ -113,6 +113,9 @@ def _sales_frame(rng: np.random.Generator, rows: int, drift: bool) -> pd.DataFra
     week_start = pd.Timestamp("2023-01-02") + pd.to_timedelta((week + base_week) * 7, unit="D")
     category = np.array(["dairy", "bakery", "beverages", "snacks", "household"])[product % 5]
     region = np.array(["north", "south", "east", "west"])[store % 4]
+    # The sensitive attribute: the income band of the store's neighbourhood (forecast errors must not
+    # fall unevenly on poorer areas).  Fixed per store, so the other columns stay as they were.
+    income = np.array(["low", "middle", "high"])[store % 3]
     base_price = 1.5 + (product % 10) * 0.6
     promo = rng.random(n) < (0.35 if drift else 0.15)
     price = base_price * np.where(promo, 0.8, 1.0) * rng.normal(1.1 if drift else 1.0, 0.03, n)
@@ -128,6 +131,7 @@ def _sales_frame(rng: np.random.Generator, rows: int, drift: bool) -> pd.DataFra
         "product_id": _codes("P", product, 4),
         "category": category,
         "region": region,
+        "area_income": income,
         "week_start": week_start.strftime("%Y-%m-%d"),
         "event_ts": (week_start + pd.to_timedelta(offset_s, unit="s")).strftime("%Y-%m-%d %H:%M:%S"),
         "price": np.round(price, 2).astype(str),
