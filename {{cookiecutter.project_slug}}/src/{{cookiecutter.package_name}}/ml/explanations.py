@@ -21,6 +21,8 @@ from .scoring import prepare_features
 SAMPLE_ROWS = 2000
 # Features the plot and the card show, the strongest first.
 TOP_FEATURES = 12
+# Rows the summary plot draws: enough to show each feature's spread, few enough to draw quickly.
+PLOT_ROWS = 600
 # What a contribution adds to: LightGBM explains a classifier's raw score, not its probability.
 EXPLAINED_OUTPUT = {"classification": "log-odds of the positive label", "regression": "prediction"}
 

@@ -27,28 +27,28 @@ def _rmse(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(np.sqrt(np.mean((truth - pred) ** 2)))
 
 
-def group_metric_functions(problem_type: str) -> dict[str, tuple[Any, str]]:
-    """Each group metric: its function of (truth, model output) and which output column it reads."""
+def group_metric_functions(problem_type: str) -> dict[str, dict[str, Any]]:
+    """The group metrics by the model output they read: functions of (truth, that output)."""
     from fairlearn.metrics import false_positive_rate, selection_rate, true_positive_rate
     from sklearn.metrics import mean_absolute_error
 
     if problem_type == "classification":
-        return {"selection_rate": (selection_rate, "prediction"), "true_positive_rate": (true_positive_rate, "prediction"),
-                "false_positive_rate": (false_positive_rate, "prediction"), "auc": (_auc, "probability")}
-    return {"mae": (mean_absolute_error, "prediction"), "rmse": (_rmse, "prediction")}
+        return {"prediction": {"selection_rate": selection_rate, "true_positive_rate": true_positive_rate,
+                               "false_positive_rate": false_positive_rate},
+                "probability": {"auc": _auc}}
+    return {"prediction": {"mae": mean_absolute_error, "rmse": _rmse}}
 
 
 def group_metrics(problem_type: str, truth: np.ndarray, output: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
-    """One row per group of ``groups``: its row count and every group metric, computed by Fairlearn."""
+    """One row per group of ``groups``: its row count and every group metric, computed by Fairlearn
+    (one ``MetricFrame`` per model output the metrics read)."""
     from fairlearn.metrics import MetricFrame
 
-    frames = []
-    for name, (function, column) in group_metric_functions(problem_type).items():
-        frame = MetricFrame(metrics={name: function}, y_true=truth, y_pred=output[column].to_numpy(),
-                            sensitive_features=groups.astype("string").fillna("(missing)").to_numpy())
-        frames.append(frame.by_group)
-    counts = groups.astype("string").fillna("(missing)").value_counts().rename("rows")
-    table = pd.concat([counts, *frames], axis=1)
+    labels = groups.astype("string").fillna("(missing)")
+    frames = [MetricFrame(metrics=functions, y_true=truth, y_pred=output[column].to_numpy(),
+                          sensitive_features=labels.to_numpy()).by_group
+              for column, functions in group_metric_functions(problem_type).items()]
+    table = pd.concat([labels.value_counts().rename("rows"), *frames], axis=1)
     table.index.name = "group"
     return table.sort_index()
 

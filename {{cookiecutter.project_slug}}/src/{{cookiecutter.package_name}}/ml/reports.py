@@ -13,7 +13,7 @@ from ..config import BaselineGate, ProjectConfig
 from ..contract import Contract
 from ..data.drift import ColumnDrift
 from ..names import LABEL
-from .explanations import EXPLAINED_OUTPUT, TOP_FEATURES, Explanation
+from .explanations import EXPLAINED_OUTPUT, PLOT_ROWS, TOP_FEATURES, Explanation
 from .fitting import FittedModel
 from .metrics import baseline_check
 from .naive import FROM_HISTORY, NaiveBaseline
@@ -75,16 +75,20 @@ def model_plots(model: FittedModel) -> dict[str, Any]:
 
 
 def shap_summary_chart(explanation: Explanation, problem_type: str) -> Any:
-    """The SHAP summary: per strong feature, one dot per explained row at its contribution, coloured
-    by the feature's value (low blue to high red; grey where it is categorical or missing)."""
+    """The SHAP summary: per strong feature, one dot per row (a sample of the explained rows) at its
+    contribution, coloured by the feature's value (low blue to high red; grey where it is categorical
+    or missing)."""
     plt = _pyplot()
     features = list(explanation.importance.head(TOP_FEATURES).index)[::-1]
-    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(explanation.contributions))
+    rng = np.random.default_rng(0)
+    rows = len(explanation.contributions)
+    shown = np.sort(rng.choice(rows, size=min(rows, PLOT_ROWS), replace=False))  # a seeded sample of the rows
+    jitter = rng.uniform(-0.3, 0.3, len(shown))
     fig, ax = plt.subplots(figsize=(8, max(3, 0.42 * len(features))))
     coloured = None
     for position, feature in enumerate(features):
-        shap = explanation.contributions[feature].to_numpy()
-        ranks = pd.to_numeric(explanation.values[feature], errors="coerce").rank(pct=True).to_numpy()
+        shap = explanation.contributions[feature].to_numpy()[shown]
+        ranks = pd.to_numeric(explanation.values[feature].iloc[shown], errors="coerce").rank(pct=True).to_numpy()
         numeric = ~np.isnan(ranks)
         ax.scatter(shap[~numeric], position + jitter[~numeric], s=5, color="#999999", alpha=0.5)
         if numeric.any():
