@@ -226,6 +226,10 @@ def test_a_candidate_over_a_declared_disparity_limit_is_never_promoted(lake, fir
     bad = failed.stages[0].details["version"]
     version = client.get_model_version(trained["model"], bad)
     assert version.tags["validation_status"] == "failed"
+    # The model card gains the per-group table and each gap against its limit.
+    card = version.description
+    assert "## Fairness (validation gate, same holdout)" in card and f"- {metric} gap " in card
+    assert "(max 0.01): FAILED" in card and card.index("## Fairness") < card.index("## Limitations")
     challenger = registry.alias_version(client, trained["model"], "challenger")
     assert challenger is None or str(challenger.version) != bad
     assert champion() == before != bad

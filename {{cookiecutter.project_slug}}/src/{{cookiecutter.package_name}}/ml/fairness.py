@@ -73,3 +73,28 @@ def fairness_checks(problem_type: str, holdout: pd.DataFrame, truth: np.ndarray,
                 check.update(low_group=str(values.idxmin()), high_group=str(values.idxmax()))
             checks.append(check)
     return checks
+
+
+def fairness_section(checks: list[dict[str, Any]], min_group_rows: int) -> list[str]:
+    """Model-card lines: per sensitive column, each group's metrics on the holdout, then each gap
+    against its limit.  Empty when no fairness check ran."""
+    fairness = [c for c in checks if "max_difference" in c]
+    if not fairness:
+        return []
+    lines = ["## Fairness (validation gate, same holdout)"]
+    for column in dict.fromkeys(c["column"] for c in fairness):
+        of_column = [c for c in fairness if c["column"] == column]
+        groups = of_column[0]["groups"]
+        metrics = [k for k in next(iter(groups.values())) if k != "rows"]
+        lines += [f"`{column}` (groups under {min_group_rows} rows are shown, not gated):", "",
+                  "| group | rows | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
+        for group, values in groups.items():
+            cells = ["-" if values[m] is None else f"{values[m]:.4f}" for m in metrics]
+            lines.append(f"| {group} | {int(values['rows'])} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for check in of_column:
+            gap = "missing" if check["value"] is None else f"{check['value']:.4f}"
+            lines.append(f"- {check['metric']} gap {gap} (max {check['max_difference']:g}): "
+                         + ("ok" if check["passed"] else "FAILED"))
+        lines.append("")
+    return lines[:-1]

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..context import RunContext, StageOutput
 from ..data.inputs import training_inputs
-from ..ml.fairness import fairness_checks
+from ..ml.fairness import fairness_checks, fairness_section
 from ..ml.fitting import holdout_rows
 from ..ml.metrics import (
     HIGHER_IS_BETTER,
@@ -38,6 +38,7 @@ from ..ml.registry import (
     mlflow_client,
     set_alias,
 )
+from ..ml.reports import with_section
 from ..ml.scoring import predict_logged
 from ..names import LABEL, VALIDATION_RESULTS_SCHEMA, VALIDATION_RESULTS_TABLE
 from ..runtime import Runtime
@@ -156,6 +157,10 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     client.set_model_version_tag(name, version.version, "validation_mode", settings.mode)
     client.set_model_version_tag(name, version.version, "validation_results", json.dumps(checks))
     record_results(rt, ctx, str(version.version), checks)
+    section = fairness_section(checks, settings.fairness.min_group_rows) if settings.fairness else []
+    card = client.get_model_version(name, version.version).description or ""
+    if section and section[0] not in card:  # the model card gains the per-group figures, once
+        client.update_model_version(name, version.version, description=with_section(card, section))
     with mlflow.start_run(run_id=version.run_id):
         mlflow.log_metric("validation_passed", float(passed))
         for check in checks:
