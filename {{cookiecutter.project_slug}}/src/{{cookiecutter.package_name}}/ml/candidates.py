@@ -56,7 +56,8 @@ def single_model(pdf: pd.DataFrame, keys: list[str], timestamp: str, project: Pr
         best, trials = tune(pdf, keys, timestamp, project.problem_type, config,
                             on_trial=lambda t: log(f"    trial {t['number']}: {metric}={t['metrics'][metric]:.4f}"))
         config = replace(config, params=best)
-    model = fit(pdf, keys, timestamp, project.problem_type, config, expected_features=[c for c in contract.gold.columns if c not in contract.sensitive_columns])
+    inputs = [c for c in contract.gold.columns if c not in contract.sensitive_columns]
+    model = fit(pdf, keys, timestamp, project.problem_type, config, expected_features=inputs)
     explanation = explain(model, config.seed)
     figures = model_plots(model)
     if explanation is not None:

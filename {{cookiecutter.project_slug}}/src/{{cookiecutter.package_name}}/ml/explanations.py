@@ -50,7 +50,8 @@ class Explanation:
             if usable.sum() > 2 and values[usable].std() > 0:
                 corr = float(np.corrcoef(values[usable], self.contributions.loc[usable, feature])[0, 1])
                 direction = "up" if corr > 0.1 else "down" if corr < -0.1 else "mixed"
-            rows.append({"feature": feature, "mean_abs_shap": round(float(strength), 6), "higher_values_push": direction})
+            rows.append({"feature": feature, "mean_abs_shap": round(float(strength), 6),
+                         "higher_values_push": direction})
         return rows
 
 
@@ -73,8 +74,9 @@ def card_section(explanation: Explanation | None, problem_type: str) -> list[str
     if explanation is None:
         return ["## Explanations", "- This estimator has no native per-feature contributions; none were computed."]
     lines = ["## Explanations (SHAP values on the validation period)",
-             f"Mean absolute contribution to the {EXPLAINED_OUTPUT[problem_type]}, over {len(explanation.contributions)} validation rows "
-             f"(average output before any feature: {explanation.bias:.4f}).", "",
+             f"Mean absolute contribution to the {EXPLAINED_OUTPUT[problem_type]}, over "
+             f"{len(explanation.contributions)} validation rows (average output before any feature: "
+             f"{explanation.bias:.4f}).", "",
              "| feature | mean abs SHAP | higher values push the output |", "|---|---|---|"]
     for row in explanation.top_features():
         lines.append(f"| {row['feature']} | {row['mean_abs_shap']:.4f} | {row['higher_values_push'] or 'n/a'} |")

@@ -158,9 +158,10 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     client.set_model_version_tag(name, version.version, "validation_results", json.dumps(checks))
     record_results(rt, ctx, str(version.version), checks)
     section = fairness_section(checks, settings.fairness.min_group_rows) if settings.fairness else []
-    card = client.get_model_version(name, version.version).description or ""
-    if section and section[0] not in card:  # the model card gains the per-group figures, once
-        client.update_model_version(name, version.version, description=with_section(card, section))
+    if section:  # the model card gains the per-group figures, once
+        card = client.get_model_version(name, version.version).description or ""
+        if section[0] not in card:
+            client.update_model_version(name, version.version, description=with_section(card, section))
     with mlflow.start_run(run_id=version.run_id):
         mlflow.log_metric("validation_passed", float(passed))
         for check in checks:
