@@ -41,6 +41,8 @@ VALIDATION_RESULTS_SCHEMA = (
     "run_id string, source string, batch_from bigint, batch_to bigint, expectation string, type string, "
     "column string, success boolean, unexpected_count bigint, element_count bigint, examples string, "
     "error string, validated_at timestamp")
+# What a rerun replaces in it: one source's rows for one batch range (or model version).
+VALIDATION_RESULTS_KEY = "source string, batch_from bigint, batch_to bigint"
 TRAINING_SET_TABLE = "training_set"
 BASELINE_TABLE = "monitoring_baseline_input"
 INFERENCE_TABLE = "inference_log"

@@ -32,6 +32,7 @@ from ..names import (
     INGEST_METRICS_TABLE,
     INGEST_STATE_TABLE,
     LANDING_VOLUME,
+    VALIDATION_RESULTS_KEY,
     VALIDATION_RESULTS_SCHEMA,
     VALIDATION_RESULTS_TABLE,
 )
@@ -47,8 +48,7 @@ def _now() -> datetime:
 
 def _batch_range(rt: Runtime, contract: Contract, first: int, last: int) -> DataFrame:
     """The key of a source's batch-range rows, as data for ``replace_matching`` (not SQL text)."""
-    return rt.spark.createDataFrame([(contract.name, int(first), int(last))],
-                                    "source string, batch_from bigint, batch_to bigint")
+    return rt.spark.createDataFrame([(contract.name, int(first), int(last))], VALIDATION_RESULTS_KEY)
 
 
 # --- bookkeeping tables ------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from ..ml.registry import (
 )
 from ..ml.reports import with_section
 from ..ml.scoring import predict_logged
-from ..names import LABEL, VALIDATION_RESULTS_SCHEMA, VALIDATION_RESULTS_TABLE
+from ..names import LABEL, VALIDATION_RESULTS_KEY, VALIDATION_RESULTS_SCHEMA, VALIDATION_RESULTS_TABLE
 from ..runtime import Runtime
 
 # This module's stages and their positions in `run all` (see pipeline.py).
@@ -123,7 +123,7 @@ def record_results(rt: Runtime, ctx: RunContext, version: str, checks: list[dict
              None if c["value"] is not None else "missing", datetime.now(UTC).replace(tzinfo=None))
             for c in checks]
     frame = rt.spark.createDataFrame(rows, VALIDATION_RESULTS_SCHEMA)
-    keys = rt.spark.createDataFrame([(ctx.model_name, number, number)], "source string, batch_from bigint, batch_to bigint")
+    keys = rt.spark.createDataFrame([(ctx.model_name, number, number)], VALIDATION_RESULTS_KEY)
     rt.replace_matching(frame, VALIDATION_RESULTS_TABLE, keys)
 
 
