@@ -194,6 +194,7 @@ RULES: dict[str, Check] = {
     "problem_type": choice("classification", "regression"),
     "include_feature_store": choice("yes", "no"),
     "include_monitoring": choice("yes", "no"),
+    "include_serving": choice("yes", "no"),
     "readers_group": group,
     "data_scientists_group": group,
     "ml_engineers_group": group,

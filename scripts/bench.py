@@ -12,7 +12,9 @@ Wall-clock figures are medians over ``--runs`` runs; every ratio is measured in 
   records, goal <= 5x;
 * training: ``bench train --json``: the MLflow share of a ~1M-row training, goal <= 10%;
 * scoring: ``bench score --json``: the score stage's path against in-process predict, goal >= 0.7x;
-* PSI: ``bench psi --json``.
+* PSI: ``bench psi --json``;
+* serving: ``bench serve --json``: loopback p50 / p99 and requests per second of the router against
+  ``mlflow models serve`` alone on the same model (the router's overhead as a ratio).
 
     python scripts/bench.py [--runs 3] [--ingest-rows 1000000 --ingest-rows 10000000] [--out build/bench.json]
 """
@@ -141,6 +143,13 @@ def main() -> int:
         figures["psi"] = bench_json(project, env, package, "psi")
         print(f"PSI on {figures['psi']['rows']:,} rows x {figures['psi']['columns']} columns: "
               f"{figures['psi']['psi_seconds']:.2f} s", flush=True)
+        figures["serve"] = bench_json(project, env, package, "serve")
+        for kind in ("single", "batch"):
+            router, alone = figures["serve"][f"router_{kind}"], figures["serve"][f"mlflow_{kind}"]
+            print(f"serving, {kind}: router p50 {router['p50_ms']:.1f} ms / p99 {router['p99_ms']:.1f} ms / "
+                  f"{router['requests_per_second']:.0f} req/s; mlflow models serve alone p50 {alone['p50_ms']:.1f} ms "
+                  f"/ p99 {alone['p99_ms']:.1f} ms / {alone['requests_per_second']:.0f} req/s: "
+                  f"{figures['serve'][f'{kind}_overhead_ratio']:.2f}x", flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")

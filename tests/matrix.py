@@ -20,7 +20,7 @@ CHOICES = {key: value for key, value in OPTIONS.items() if isinstance(value, lis
 # Options that change which files exist or how they connect: all combinations.
 INTERACTING = ("problem_type", "include_feature_store", "compute")
 # Options whose values can be tested in any pairing: cycled through the combinations.
-INDEPENDENT = ("cloud", "cicd_platform", "include_monitoring", "python_version")
+INDEPENDENT = ("cloud", "cicd_platform", "include_monitoring", "include_serving", "python_version")
 
 # Short names used in combination ids (and golden manifest file names).
 ABBREVIATIONS = {
@@ -48,6 +48,8 @@ def combo_id(context: dict[str, str]) -> str:
             parts.append("fs" if value == "yes" else "nofs")
         elif key == "include_monitoring":
             parts.append("mon" if value == "yes" else "nomon")
+        elif key == "include_serving":
+            parts.append("srv" if value == "yes" else "nosrv")
         elif key == "python_version":
             parts.append("py" + value.replace(".", ""))
         else:

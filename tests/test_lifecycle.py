@@ -1,12 +1,16 @@
 """The whole local lifecycle as a new user runs it, on the default project and on a regression,
 many-models project: ``run all`` on a fresh project (sample data generated), drifted data and a
 second ``run all`` that detects the drift and retrains, a deliberately worse candidate that is
-never promoted, and a third ``run all`` that finds nothing new."""
+never promoted, and a third ``run all`` that finds nothing new.  Then, on the default project,
+``serve`` over real HTTP: the canary share, a rollback and a promotion served without a restart,
+and shadow answers logged and never returned."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
+from deltalake import DeltaTable
 from render import render
 
 # The drifted week is a November week: its temperature, its demand history (the label's lags and means) and
@@ -69,12 +75,101 @@ def lifecycle(project: Path) -> dict[str, Any]:
     return steps
 
 
+def set_serving(project: Path, **settings: Any) -> None:
+    path = project / "conf" / "project.yml"
+    conf = yaml.safe_load(path.read_text())
+    conf["serving"].update(settings)
+    path.write_text(yaml.safe_dump(conf, sort_keys=False))
+
+
+class Served:
+    """``python -m PACKAGE serve`` in a process of its own, on a free loopback port."""
+
+    def __init__(self, project: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        package = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]["package_name"]
+        env = {**os.environ, "PYTHONPATH": str(project / "src")}
+        self.output = (project / f"serve-{self.port}.log").open("w")
+        self.process = subprocess.Popen([sys.executable, "-m", package, "serve", "--target", "local", "--port",
+                                         str(self.port)], cwd=project, env=env, stdout=self.output,
+                                        stderr=subprocess.STDOUT)
+        self.url, self.session = f"http://127.0.0.1:{self.port}", requests.Session()
+        self.log_file = project / f"serve-{self.port}.log"
+
+    def __enter__(self) -> Served:
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.process.poll() is None, self.log_file.read_text()
+            try:
+                self.session.get(f"{self.url}/version", timeout=2).raise_for_status()
+                return self
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "serve did not answer within 120 s"
+                time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()  # uvicorn shuts down on SIGTERM: the serving log is flushed
+        self.process.wait(timeout=60)
+        self.output.close()
+
+    def version(self) -> dict[str, Any]:
+        return self.session.get(f"{self.url}/version", timeout=10).json()
+
+    def wait_for(self, champion: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while (served := self.version())["champion"] != champion:
+            assert time.monotonic() < deadline, f"still serving {served} 30 s after the alias moved"
+            time.sleep(0.1)
+        return served
+
+    def answered_by(self, records: list[dict[str, Any]], count: int) -> list[str]:
+        versions = []
+        for _ in range(count):
+            response = self.session.post(f"{self.url}/invocations", json={"dataframe_records": records}, timeout=30)
+            assert response.status_code == 200, response.text
+            assert len(response.json()["predictions"]) == len(records)
+            versions.append(response.headers["X-Served-By"])
+        return versions
+
+
+def serving(project: Path) -> dict[str, Any]:
+    """Canary with a rollback and a promotion while serving, then shadow; what each step saw."""
+    inference = next(project.glob(".local/warehouse/*/*/inference_log"))
+    scored = DeltaTable(str(inference)).to_pandas()
+    outputs = ["prediction", "probability", "label", "model_name", "model_version", "model_alias", "scored_at",
+               "run_id"]
+    records = json.loads(scored.drop(columns=outputs).head(3).to_json(orient="records", date_format="iso"))
+    seen: dict[str, Any] = {}
+    set_serving(project, mode="canary", canary_share=0.5, refresh_seconds=0.5)
+    with Served(project) as served:
+        seen["start"] = served.version()
+        seen["champion_only"] = served.answered_by(records, 20)
+        seen["rollback"] = cli(project, "rollback", "--reason", "lifecycle test")
+        seen["after_rollback"] = served.wait_for("1")
+        seen["canary"] = served.answered_by(records, 200)
+        seen["promote"] = cli(project, "promote", "--version", "2", "--reason", "lifecycle test")
+        seen["after_promote"] = served.wait_for("2")
+        seen["promoted_only"] = served.answered_by(records, 20)
+    seen["rollback_again"] = cli(project, "rollback", "--reason", "shadow test")
+    set_serving(project, mode="shadow")
+    with Served(project) as served:
+        seen["shadow_start"] = served.version()
+        seen["shadow"] = served.answered_by(records, 20)
+    seen["log"] = DeltaTable(str(inference.with_name("serving_log"))).to_pandas()
+    seen["records"] = records
+    return seen
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     projects = {case: prepare(case, tmp_path_factory.mktemp(case)) for case in CASES}  # cookiecutter chdirs
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {case: pool.submit(lifecycle, projects[case]) for case in CASES}
-        return {case: future.result() for case, future in futures.items()}
+        results = {case: future.result() for case, future in futures.items()}
+    results["default"]["serving"] = serving(projects["default"])
+    return results
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -84,7 +179,7 @@ def test_first_run_all_trains_promotes_scores_and_monitors(runs, case):
     assert "writing sample data first" in log.splitlines()[0]
     by_name = stages(summary)
     assert list(by_name) == ["bootstrap", "bronze", "silver", "gold", "features", "check", "train", "validate",
-                             "promote", "score", "monitor"]
+                             "promote", "deploy_serving", "score", "monitor"]
     assert by_name["check"]["details"]["retrain"] is True
     assert by_name["promote"]["details"]["champion"] == by_name["train"]["details"]["version"] == "1"
     assert by_name["score"]["details"]["inserted"] > 0
@@ -130,3 +225,32 @@ def test_a_rerun_without_new_data_does_not_retrain(runs, case):
     assert by_name["check"]["details"]["retrain"] is False
     assert "skipped" in by_name["train"]["details"]
     assert by_name["score"]["details"]["inserted"] == 0
+
+
+def test_serve_routes_the_canary_share_and_follows_promotion_and_rollback_without_a_restart(runs):
+    seen = runs["default"]["serving"]
+    assert seen["start"] == {**seen["start"], "champion": "2", "challenger": None, "mode": "canary"}
+    assert set(seen["champion_only"]) == {"champion:2"}  # no challenger apart from the champion: no canary
+    assert seen["rollback"][0] == 0, seen["rollback"][2]
+    assert seen["after_rollback"] == {**seen["after_rollback"], "champion": "1", "challenger": "2"}
+    to_challenger, count = seen["canary"].count("challenger:2"), len(seen["canary"])
+    assert to_challenger + seen["canary"].count("champion:1") == count
+    assert abs(to_challenger - count / 2) <= 4 * math.sqrt(count / 4), (to_challenger, count)
+    assert seen["promote"][0] == 0, seen["promote"][2]
+    assert seen["after_promote"]["champion"] == "2" and set(seen["promoted_only"]) == {"champion:2"}
+
+
+def test_serve_in_shadow_mode_logs_the_challenger_and_never_returns_it(runs):
+    seen = runs["default"]["serving"]
+    assert seen["rollback_again"][0] == 0, seen["rollback_again"][2]
+    assert seen["shadow_start"] == {**seen["shadow_start"], "champion": "1", "challenger": "2", "mode": "shadow"}
+    assert set(seen["shadow"]) == {"champion:1"}
+    log = seen["log"]
+    assert len(log) == 20 + 200 + 20 + 20, "every request is in serving_log"
+    shadow = log[log["mode"] == "shadow"]
+    assert len(shadow) == 20 and set(shadow["served_version"]) == {"1"} and set(shadow["shadow_version"]) == {"2"}
+    for returned, logged in zip(shadow["response"], shadow["shadow_response"], strict=True):
+        assert len(json.loads(logged)["predictions"]) == len(seen["records"])
+        assert returned != logged, "the two versions answer differently, and only @champion's answer is returned"
+    canary = log[log["mode"] == "canary"]
+    assert canary["shadow_response"].isna().all() and (canary["status_code"] == 200).all()

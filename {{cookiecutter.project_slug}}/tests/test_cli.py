@@ -78,7 +78,7 @@ def test_stages_lists_run_order(cli):
     result = cli("stages")
     assert result.returncode == 0
     assert result.stdout.split() == ["bootstrap", "bronze", "silver", "gold", "features", "check", "train", "validate",
-                                     "promote", "score", "monitor"]
+                                     "promote",{% if cookiecutter.include_serving == "yes" %} "deploy_serving",{% endif %} "score", "monitor"]
 
 
 @pytest.mark.bundle

@@ -11,8 +11,9 @@ from {{ cookiecutter.package_name }}.context import StageFailure
 from {{ cookiecutter.package_name }}.contract import load_contracts
 from {{ cookiecutter.package_name }}.data.inputs import scoring_inputs
 from {{ cookiecutter.package_name }}.data.validation import model_input_gate
+from {{ cookiecutter.package_name }}.ml import registry
 from {{ cookiecutter.package_name }}.ml.baseline import score_column
-from {{ cookiecutter.package_name }}.names import DRIFT_TABLE, INFERENCE_TABLE
+from {{ cookiecutter.package_name }}.names import DRIFT_TABLE, INFERENCE_TABLE, SHADOW_TABLE
 
 pytestmark = pytest.mark.sail
 LOOP = ["check", "train", "validate", "promote", "score", "monitor"]
@@ -87,3 +88,37 @@ def test_the_data_gate_fails_closed_on_bad_inference_inputs(looped):
     assert model_input_gate(batch, contract, "inference")["failed"] == 0
     with pytest.raises(StageFailure, match=f"data gate on the inference inputs failed.*{bounded.name}"):
         model_input_gate(broken, contract, "inference")
+
+
+def test_shadow_scoring_compares_the_challenger_and_feeds_the_promotion_gate(looped):
+    """A second version of the champion's model (the same artifacts, so the same answers) as @challenger:
+    score shadow-scores it on the same rows, monitor compares the two on labelled rows and records the
+    verdict where the promotion gate reads it; a rerun adds nothing."""
+    rt, root, _ = looped
+    client = registry.mlflow_client()
+    name = load_project(root).model_name
+    champion = client.get_model_version_by_alias(name, "champion")
+    second = client.create_model_version(name, champion.source, run_id=champion.run_id)
+    client.set_registered_model_alias(name, "challenger", second.version)
+    try:
+        assert "batch(es), 0 of the latest 0 worse" in registry.shadow_shortfall(client, name, second, 1)
+        details = run(rt, root, ["score", "monitor"])
+        assert details["score"]["shadow_version"] == str(second.version)
+        scored = rt.read(INFERENCE_TABLE).toPandas()
+        shadow = scored[scored["model_alias"] == "challenger"]
+        assert details["score"]["shadow_inserted"] == len(shadow) == (scored["model_alias"] == "champion").sum()
+        assert set(shadow["model_version"]) == {str(second.version)} and shadow["label"].notna().all()
+        compared = rt.read(SHADOW_TABLE).toPandas()
+        assert len(compared) == 1 and compared["no_worse"].all()
+        assert compared["challenger_value"].iloc[0] == pytest.approx(compared["champion_value"].iloc[0])
+        assert f"version {second.version} no worse than @champion" in details["monitor"]["shadow"]
+        assert registry.shadow_shortfall(client, name, second, 1) is None
+        assert "latest 2 to be no worse" in registry.shadow_shortfall(client, name, second, 2)
+
+        again = run(rt, root, ["score", "monitor"])
+        assert again["score"]["inserted"] == again["score"]["shadow_inserted"] == 0
+        assert rt.read(SHADOW_TABLE).count() == 1
+        assert registry.shadow_shortfall(client, name, second, 1) is None  # one verdict per batch, not per run
+        assert "latest 2" in registry.shadow_shortfall(client, name, second, 2)
+    finally:
+        client.delete_registered_model_alias(name, "challenger")

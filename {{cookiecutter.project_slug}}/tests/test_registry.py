@@ -101,6 +101,8 @@ def test_champion_challenger_lifecycle_with_approval_and_rollback(lake, first):
     registry.approve(name, "2", "reviewer", "retrained weekly")
     approved = client.get_model_version(name, "2").tags
     assert approved["approved_by"] == "reviewer" and approved["approved_at"] and approved["approval_reason"]
+    with pytest.raises(registry.RegistryError, match=r"on 0 labelled shadow batch.*min_shadow_batches"):
+        registry.promote(name, "2", "ci", "weekly release", min_shadow_batches=1)  # monitor compared nothing yet
     assert registry.promote(name, "2", "ci", "weekly release")["previous"] == "1"
     assert registry.rollback(name, "oncall", "conversion dropped") == {"model": name, "champion": "1",
                                                                       "rolled_back": "2"}

@@ -9,6 +9,8 @@
     python -m PACKAGE bench ingest [--rows 1000000 --rows 10000000] [--json]
     python -m PACKAGE bench train [--rows 1030000]
     python -m PACKAGE bench score|psi [--rows 1000000]
+    python -m PACKAGE bench serve [--requests 2000]
+    python -m PACKAGE serve --target local --port 8080          # @champion over HTTP, canary / shadow
     python -m PACKAGE approve --version 3 --reason "reviewed metrics and model card"
     python -m PACKAGE promote --reason "weekly release"        # @challenger -> @champion
     python -m PACKAGE rollback --reason "conversion dropped"   # previous validated @champion back
@@ -39,6 +41,7 @@ from .config import ConfigError, TargetConfig, load_project, project_root, targe
 from .context import RunContext, StageFailure, stderr
 from .contract import FORMATS, load_contracts
 from .ml import registry
+from .names import SERVING_LOG_TABLE
 from .runtime import ENGINES, LocalRuntime, PlatformError, open_runtime
 from .runtime.landing import list_landing_files
 from .stages import ingest
@@ -113,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="print ingestion, training, scoring or PSI timings on sample data "
                                 "(asserts nothing)")
-    bench.add_argument("what", choices=["ingest", "train", "score", "psi"])
+    bench.add_argument("what", choices=["ingest", "train", "score", "psi", "serve"])
     bench.add_argument("--rows", type=int, action="append", help="records per run (repeatable; default 1000000)")
+    bench.add_argument("--requests", type=int, default=2000,
+                       help="serve: requests per measurement (default 2000; each is also bounded to 60 s)")
     bench.add_argument("--json", action="store_true", help="one JSON object of the figures on stdout")
 
     for action, text in (("approve", "approve a validated model version for promotion"),
@@ -130,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--by", default=None, help="who (default: the current user)")
         sub.add_argument("--model-name", help="registered model name (default: conf/project.yml)")
         _target_arguments(sub, engine=False)
+
+    serve = commands.add_parser("serve", help="serve @champion over HTTP with the canary / shadow router "
+                                "(conf/project.yml serving:), logging every request to the serving_log table")
+    _target_arguments(serve, engine=False)
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--model-name", help="registered model name (default: conf/project.yml)")
 
     commands.add_parser("stages", help="list the stages in run order")
     return parser
@@ -155,7 +167,8 @@ def _registry(args: argparse.Namespace, root: Path) -> int:
     if args.command == "approve":
         result = registry.approve(name, args.version, who, args.reason)
     elif args.command == "promote":
-        result = registry.promote(name, args.version, who, args.reason)
+        result = registry.promote(name, args.version, who, args.reason,
+                                  int(load_project(root).inference["min_shadow_batches"]))
     else:
         result = registry.rollback(name, who, args.reason, args.to)
     print(json.dumps(result, indent=2))
@@ -231,12 +244,31 @@ def _batches(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, root: Path) -> int:
+    """``serve``: the local router; on Databricks the deploy_serving task runs the endpoint instead."""
+    target = target_config(root, args.target)
+    if target.platform != "local":
+        raise ConfigError(f"serve runs the local router; on target {target.name!r} the Model Serving endpoint is "
+                          "created and updated by the deploy_serving task after promote. Fix: use --target local")
+    project = load_project(root)
+    if project.serving is None:
+        raise ConfigError("conf/project.yml has no serving section, so nothing is served in real time. Fix: add "
+                          "`serving: {mode: shadow}` (see the generated README, Real-time serving)")
+    rt = _offline_runtime(args, root, target)
+    rt.configure_mlflow()
+    _tool("serve").serve(rt.model_name(args.model_name or project.model_name), project.serving,
+                         rt.path(SERVING_LOG_TABLE), args.host, args.port)
+    return 0
+
+
 def _bench(args: argparse.Namespace, root: Path) -> int:
     """Figures on stderr as they come; with ``--json`` one JSON object on stdout (a list under ``runs``
     when several ``--rows`` were given)."""
     bench = _tool("bench")
     if args.what == "ingest":
         runs = bench.bench_ingest(root, args.rows or [1_000_000])
+    elif args.what == "serve":
+        runs = [bench.bench_serve(root, args.requests)]
     else:
         measure = {"train": bench.bench_train, "score": bench.bench_score}.get(args.what)
         default = 1_030_000 if args.what == "train" else 1_000_000
@@ -303,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             return _registry(args, root)
         if args.command == "bench":
             return _bench(args, root)
+        if args.command == "serve":
+            return _serve(args, root)
         return _run(args, root)
     except (ConfigError, PlatformError, ValueError, StageFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -110,7 +110,7 @@ def read_bundle(root: Path) -> tuple[Path, dict[str, Any]]:
     return path, bundle
 
 
-def _bundle_variable(path: Path, bundle: dict[str, Any], target: str, name: str, depth: int = 0) -> str:
+def bundle_variable(path: Path, bundle: dict[str, Any], target: str, name: str, depth: int = 0) -> str:
     """Variable ``name`` as the bundle sets it for ``target``: the target's ``variables`` override
     the default in the top-level ``variables``; ``${var.x}`` and ``${bundle.target}`` resolve."""
     overrides = ((bundle["targets"].get(target) or {}).get("variables")) or {}
@@ -132,6 +132,13 @@ def _bundle_variable(path: Path, bundle: dict[str, Any], target: str, name: str,
                           f"variables.{name}.default is set. Fix: set one of them")
     if isinstance(value, dict | list):
         raise ConfigError(f"{path}: {key} must be a name, not a {type(value).__name__}")
+    return resolve_references(path, bundle, target, key, value, depth)
+
+
+def resolve_references(path: Path, bundle: dict[str, Any], target: str, key: str, value: object,
+                       depth: int = 0) -> str:
+    """``value`` (found at ``key``) with ``${bundle.target}``, ``${bundle.name}`` and ``${var.x}`` resolved
+    for ``target``, as ``databricks bundle`` would; any other reference only exists in a deployment."""
 
     def resolve(match: re.Match[str]) -> str:
         ref = match.group(1)
@@ -140,12 +147,27 @@ def _bundle_variable(path: Path, bundle: dict[str, Any], target: str, name: str,
         if ref == "bundle.name":
             return str((bundle.get("bundle") or {}).get("name", ""))
         if ref.startswith("var.") and depth < 10:
-            return _bundle_variable(path, bundle, target, ref[4:], depth + 1)
+            return bundle_variable(path, bundle, target, ref[4:], depth + 1)
         shown = "${" + ref + "}"
-        raise ConfigError(f"{path}: {key}: {shown} cannot be resolved outside a deployment. Fix: use a name, "
+        raise ConfigError(f"{path}: {key}: {shown} cannot be resolved outside a deployment. Fix: use a value, "
                           "${var.<name>} or ${bundle.target}")
 
     return REFERENCE.sub(resolve, str(value))
+
+
+def bundle_tags(root: Path, target: str) -> dict[str, str]:
+    """The cost tags as declared once, in ``databricks.yml`` ``presets.tags`` (a target's own
+    ``presets.tags`` override a value), with ``${bundle.target}`` and ``${var.<name>}`` resolved for
+    ``target``: the endpoint is billed like the jobs.  Not seen here: a ``--var`` given to ``bundle
+    deploy`` and development mode's ``dev`` tag (set a target variable instead)."""
+    path, bundle = read_bundle(root)
+    declared = (bundle.get("presets") or {}).get("tags")
+    if not isinstance(declared, dict) or not declared:
+        raise ConfigError(f"{path}: presets.tags must map each cost tag to its value (project, cost_center, env, "
+                          "owner). Fix: restore presets.tags from the template")
+    own = ((((bundle.get("targets") or {}).get(target) or {}).get("presets") or {}).get("tags")) or {}
+    return {str(key): resolve_references(path, bundle, target, f"presets.tags.{key}", value)
+            for key, value in {**declared, **own}.items()}
 
 
 def load_targets(root: Path) -> dict[str, TargetConfig]:
@@ -187,8 +209,8 @@ def load_targets(root: Path) -> dict[str, TargetConfig]:
     for name, settings in declared.items():
         if settings is not None and not isinstance(settings, dict):
             raise ConfigError(f"{bundle_path}: targets.{name} must be a mapping")
-        catalog = _bundle_variable(bundle_path, bundle, name, "catalog")
-        schema = _bundle_variable(bundle_path, bundle, name, "schema")
+        catalog = bundle_variable(bundle_path, bundle, name, "catalog")
+        schema = bundle_variable(bundle_path, bundle, name, "schema")
         result[name] = TargetConfig(name, "databricks", catalog, schema)
     return result
 
@@ -258,6 +280,26 @@ class ValidationConfig:
     fairness: FairnessGate | None = field(default_factory=FairnessGate)
 
 
+SERVING_MODES = ("off", "canary", "shadow")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """``serving:``: what the real-time endpoint (Databricks) and the local router serve, and how."""
+
+    # off: only @champion answers; canary: ``canary_share`` of requests are answered by @challenger;
+    # shadow: @challenger answers a copy of every request, logged and never returned.
+    mode: str = "shadow"
+    canary_share: float = 0.1
+    workload_size: str = "Small"
+    # Targets whose endpoint scales to zero when idle (cheap, with a cold start on the first request).
+    scale_to_zero_targets: tuple[str, ...] = ("dev", "test")
+    # AI gateway rate limit: calls per user per minute.
+    rate_limit_per_minute: int = 600
+    # How often the local router re-reads the aliases: a promotion or rollback is served within this.
+    refresh_seconds: float = 2.0
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     problem_type: str
@@ -270,6 +312,8 @@ class ProjectConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     inference: dict[str, Any] = field(default_factory=dict)
     monitoring: dict[str, Any] = field(default_factory=dict)
+    # None: no real-time serving (``serving: false``, or no ``serving`` section).
+    serving: ServingConfig | None = None
 
 
 PROBLEM_TYPES = ("classification", "regression")
@@ -378,7 +422,7 @@ def load_project(root: Path) -> ProjectConfig:
     if isinstance(feature_store, str):
         feature_store = feature_store.lower() in ("yes", "true", "1")
     validation = load_validation(path, raw.get("validation"), problem_type)
-    inference = {"batch_periods": 1, **(raw.get("inference") or {})}
+    inference = {"batch_periods": 1, "score_challenger": True, "min_shadow_batches": 0, **(raw.get("inference") or {})}
     if not isinstance(inference["batch_periods"], int) or inference["batch_periods"] < 1:
         raise ConfigError(f"{path}: inference.batch_periods must be a whole number >= 1")
     monitoring = {"psi_threshold": 0.2, "bins": 10, "min_rows": 100, "performance": {}, **(raw.get("monitoring") or {})}
@@ -398,4 +442,14 @@ def load_project(root: Path) -> ProjectConfig:
         validation=validation,
         inference=inference,
         monitoring=monitoring,
+        serving=load_serving(raw.get("serving", False)),
     )
+
+
+def load_serving(raw: object) -> ServingConfig | None:
+    """``serving:`` (its fields were checked against the schema): ``false`` means none, empty the defaults."""
+    if raw is False:
+        return None
+    raw = raw if isinstance(raw, dict) else {}
+    targets = raw.get("scale_to_zero_targets", ServingConfig.scale_to_zero_targets)
+    return ServingConfig(**{**raw, "scale_to_zero_targets": tuple([targets] if isinstance(targets, str) else targets)})

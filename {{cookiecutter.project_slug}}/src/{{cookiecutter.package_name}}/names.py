@@ -46,4 +46,8 @@ VALIDATION_RESULTS_KEY = "source string, batch_from bigint, batch_to bigint"
 TRAINING_SET_TABLE = "training_set"
 BASELINE_TABLE = "monitoring_baseline_input"
 INFERENCE_TABLE = "inference_log"
+# Every request the local real-time router answered, with the shadow answer it did not return.
+SERVING_LOG_TABLE = "serving_log"
 DRIFT_TABLE = "drift_metrics"
+# @challenger against @champion on the same labelled rows of each shadow-scored period.
+SHADOW_TABLE = "shadow_comparisons"

@@ -127,6 +127,19 @@ class Training(Strict):
 
 class Inference(Strict):
     batch_periods: int = Field(1, ge=1, description="a whole number of periods >= 1")
+    score_challenger: bool = Field(True, description="true or false: score @challenger on each batch too (shadow)")
+    min_shadow_batches: int = Field(0, ge=0, description="a whole number >= 0 (0: promotion does not wait for "
+                                    "shadow batches)")
+
+
+class Serving(Strict):
+    mode: Literal["off", "canary", "shadow"] = Field("shadow", description="off, canary or shadow")
+    canary_share: float = Field(0.1, ge=0, le=1, description="a share from 0 to 1, e.g. 0.1 (10% of requests)")
+    workload_size: Literal["Small", "Medium", "Large"] = Field("Small", description="Small, Medium or Large")
+    scale_to_zero_targets: Annotated[list[str], BeforeValidator(_as_list)] = Field(
+        default_factory=lambda: ["dev", "test"], description="a list of targets, e.g. [dev, test]")
+    rate_limit_per_minute: int = Field(600, ge=1, description="a whole number of calls per user per minute >= 1")
+    refresh_seconds: float = Field(2.0, gt=0, description="a number of seconds above 0, e.g. 2")
 
 
 class Monitoring(Strict):
@@ -147,6 +160,8 @@ class ProjectFile(Strict):
     validation: Validation = Field(default_factory=Validation, description="a mapping of validation settings")
     inference: Inference = Field(default_factory=Inference, description="a mapping, e.g. {batch_periods: 1}")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="a mapping of monitoring settings")
+    serving: Annotated[Serving | None, BeforeValidator(_check_switch)] = Field(
+        None, description="a mapping {mode, canary_share, ...}, or false")
 
     @model_validator(mode="before")
     @classmethod

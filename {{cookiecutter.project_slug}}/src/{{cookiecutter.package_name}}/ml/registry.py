@@ -18,6 +18,9 @@ from .baseline import BASELINE_ARTIFACT
 # The validate stage's record in the version's run; gates read it, never a tag alone.
 VALIDATION_ARTIFACT = "validation/results.json"
 ABANDONED = "abandoned"
+# Logged to a challenger's run by monitor, one step per labelled shadow batch: 1 when it was no worse than
+# @champion on the same rows.  Metric history is append-only: the promotion gate reads it, not a tag.
+SHADOW_METRIC = "shadow_no_worse"
 
 
 class RegistryError(StageFailure):
@@ -137,6 +140,23 @@ def set_alias(client: Any, name: str, alias: str, version: str, why: str, who: s
     client.set_model_version_tag(name, version, f"alias_{alias}_since", entry["when"])
 
 
+def shadow_shortfall(client: Any, name: str, version: Any, min_batches: int) -> str | None:
+    """Why ``version`` may not replace @champion yet under ``inference.min_shadow_batches``, or None:
+    the latest ``min_batches`` labelled shadow batches (the last verdict per batch) must all be no worse."""
+    if min_batches <= 0:
+        return None
+    verdicts: dict[int, float] = {}
+    for entry in sorted(client.get_metric_history(version.run_id, SHADOW_METRIC), key=lambda m: m.timestamp):
+        verdicts[entry.step] = entry.value
+    recent = [verdicts[step] for step in sorted(verdicts)][-min_batches:]
+    if len(recent) == min_batches and all(v == 1.0 for v in recent):
+        return None
+    worse = sum(v != 1.0 for v in recent)
+    return (f"{name} version {version.version} was compared with @champion on {len(verdicts)} labelled shadow "
+            f"batch(es), {worse} of the latest {len(recent)} worse; inference.min_shadow_batches asks for the latest "
+            f"{min_batches} to be no worse (metric {SHADOW_METRIC} in run {version.run_id})")
+
+
 def approve(name: str, version: str, who: str, why: str) -> dict[str, Any]:
     client = mlflow_client()
     current = client.get_model_version(name, version)
@@ -147,8 +167,9 @@ def approve(name: str, version: str, who: str, why: str) -> dict[str, Any]:
     return {"model": name, "version": version, "approval": "approved", "by": who}
 
 
-def promote(name: str, version: str | None, who: str, why: str) -> dict[str, Any]:
-    """``@challenger`` (or the given version) becomes ``@champion``, if validated and approved."""
+def promote(name: str, version: str | None, who: str, why: str, min_shadow_batches: int = 0) -> dict[str, Any]:
+    """``@challenger`` (or the given version) becomes ``@champion``, if validated and approved, and, when
+    there is a champion to compare with, no worse than it on ``min_shadow_batches`` shadow batches."""
     client = mlflow_client()
     if version is None:
         challenger = alias_version(client, name, "challenger")
@@ -161,6 +182,11 @@ def promote(name: str, version: str | None, who: str, why: str) -> dict[str, Any
         raise RegistryError(f"{name} version {version} is not approved. Fix: approve it first "
                             f"(approve --version {version} --reason ...)")
     previous = alias_version(client, name, "champion")
+    if previous is not None and str(previous.version) != str(version):
+        shortfall = shadow_shortfall(client, name, current, min_shadow_batches)
+        if shortfall:
+            raise RegistryError(f"{shortfall}. Fix: let score and monitor compare it on more labelled batches, or "
+                                "lower inference.min_shadow_batches in conf/project.yml")
     set_alias(client, name, "champion", version, why, who)
     return {"model": name, "champion": str(version), "previous": str(previous.version) if previous else None}
 

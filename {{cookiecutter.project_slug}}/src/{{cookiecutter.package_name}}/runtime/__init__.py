@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import KnownFiles, LandedFile, PlatformError, Runtime, check_name, on_databricks
+from .base import KnownFiles, LandedFile, PlatformError, Runtime, ServingEndpoint, check_name, on_databricks
 from .databricks import DatabricksRuntime
 from .engines import ENGINES, ClassArchive, start_jvm, start_sail, stop_engine
 from .local import LocalRuntime, RunLock, RunLockHeld
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = [
-    "ENGINES", "ClassArchive", "DatabricksRuntime", "KnownFiles", "LandedFile", "LocalRuntime", "PlatformError", "RunLock", "RunLockHeld", "Runtime", "check_name",
-    "on_databricks", "open_runtime", "start_jvm", "start_sail", "stop_engine",
+    "ENGINES", "ClassArchive", "DatabricksRuntime", "KnownFiles", "LandedFile", "LocalRuntime", "PlatformError", "RunLock", "RunLockHeld", "Runtime",
+    "ServingEndpoint", "check_name", "on_databricks", "open_runtime", "start_jvm", "start_sail", "stop_engine",
 ]
 
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from ..names import LANDING_VOLUME
 
 if TYPE_CHECKING:
+    from databricks.sdk.service.serving import AiGatewayConfig, EndpointCoreConfigInput, EndpointTag
     from pyspark.sql import DataFrame, SparkSession
 
     from ..contract import Contract
-
 
 
 @dataclass
@@ -48,6 +48,35 @@ class KnownFiles:
     unreadable: dict[str, tuple[int | None, datetime | None]] = field(default_factory=dict)
     # Unreadable files to try again although they have not changed (``run --retry-file``).
     retry: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class ServingEndpoint:
+    """A Model Serving endpoint as databricks-sdk's request classes describe it: the served entities
+    and traffic (``config``, whose ``name`` is the endpoint's), the AI gateway and the tags.  The
+    deploy_serving stage builds it; the runtime deploys it (``Runtime.deploy_serving_endpoint``)."""
+
+    config: EndpointCoreConfigInput
+    ai_gateway: AiGatewayConfig
+    tags: list[EndpointTag]
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON request bodies of the three parts (what the local runtime writes)."""
+        return {"name": self.name, "config": self.config.as_dict(), "ai_gateway": self.ai_gateway.as_dict(),
+                "tags": [tag.as_dict() for tag in self.tags]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServingEndpoint:
+        """Read ``as_dict`` back.  databricks-sdk is imported here, not at the top: importing it takes
+        about a second, which every command would pay for what only serving needs."""
+        from databricks.sdk.service.serving import AiGatewayConfig, EndpointCoreConfigInput, EndpointTag
+
+        return cls(EndpointCoreConfigInput.from_dict(data["config"]), AiGatewayConfig.from_dict(data["ai_gateway"]),
+                   [EndpointTag.from_dict(tag) for tag in data.get("tags") or []])
 
 
 class PlatformError(RuntimeError):
@@ -111,6 +140,11 @@ class Runtime(ABC):
     @abstractmethod
     def ensure_schema(self) -> None:
         """Make sure the schema exists (Databricks: created by the bundle; local: a folder)."""
+
+    @abstractmethod
+    def deploy_serving_endpoint(self, endpoint: ServingEndpoint) -> dict[str, object]:
+        """Create the real-time endpoint, or bring an existing one to ``endpoint``; return what was done.
+        Deploying the same ``endpoint`` again changes nothing."""
 
     def landing_path(self, path: str) -> str:
         """A contract's ``path``: relative paths live in the landing volume, others are used as they are."""

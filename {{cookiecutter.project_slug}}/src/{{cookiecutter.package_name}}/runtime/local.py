@@ -5,6 +5,7 @@ as folders, and MLflow with a sqlite store and artifacts under ``<local_dir>``."
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import sqlite3
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
 from ..names import BATCH, INGESTED_AT, PACKAGE, SOURCE_FILE
-from .base import KnownFiles, LandedFile, PlatformError, Runtime, check_name
+from .base import KnownFiles, LandedFile, PlatformError, Runtime, ServingEndpoint, check_name
 from .engines import stop_engine
 from .landing import landing_key, list_landing_files, read_landing_file, union_all, unreadable_reason
 from .lookup import point_in_time_join
@@ -194,6 +195,21 @@ class LocalRuntime(Runtime):
         if mlflow.get_experiment_by_name(name) is None:
             mlflow.create_experiment(name, artifact_location=f"{self.mlflow_artifact_root()}/{name.strip('/')}")
         mlflow.set_experiment(name)
+
+    def deploy_serving_endpoint(self, endpoint: ServingEndpoint) -> dict[str, object]:
+        """No Model Serving here: the configuration a Databricks target would deploy is written to
+        ``<local_dir>/serving/<endpoint>.json`` for review (rewritten only when it changes), and the
+        local router (``serve``) answers requests with the same canary / shadow rules."""
+        path = self.local_dir / "serving" / f"{endpoint.name}.json"
+        text = json.dumps(endpoint.as_dict(), indent=2, sort_keys=True) + "\n"
+        changed = not path.is_file() or path.read_text(encoding="utf-8") != text
+        if changed:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}-{uuid.uuid4().hex[:8]}")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(path)  # a reader never sees half a file
+        return {"endpoint": endpoint.name, "action": "written" if changed else "unchanged", "config": str(path),
+                "serve": f"python -m {PACKAGE} serve --target {self.target} --port 8080"}
 
     def write_feature_table(self, df: DataFrame, name: str, keys: list[str], timestamp: str,
                             description: str) -> None:

@@ -1,7 +1,12 @@
 """The monitor stage over the inference table: labels that arrived since scoring are filled in,
 then PSI of every input and of the score against the scoring version's baseline, and performance
 metrics on labelled rows, for the latest scored period.  Results go to the ``drift_metrics``
-Delta table (rerunning replaces, never duplicates) and a PSI chart."""
+Delta table (rerunning replaces, never duplicates) and a PSI chart.
+
+When ``score`` shadow-scored the period with ``@challenger``, the two are compared on the same
+labelled rows (the champion comparison of ``validate``: main metric, ``champion_tolerance``): the
+verdict goes to the ``shadow_comparisons`` table and, append-only, to the challenger's MLflow run,
+where the promotion gate (``inference.min_shadow_batches``) reads it."""
 
 from __future__ import annotations
 
@@ -15,11 +20,11 @@ from pyspark.sql import functions as F
 from ..context import RunContext, StageFailure, StageOutput
 from ..data.drift import drift
 from ..ml.baseline import load_baseline
-from ..ml.metrics import HIGHER_IS_BETTER, evaluate, threshold_checks
-from ..ml.registry import mlflow_client
+from ..ml.metrics import HIGHER_IS_BETTER, MAIN_METRIC, champion_check, evaluate, threshold_checks
+from ..ml.registry import SHADOW_METRIC, mlflow_client
 from ..ml.reports import psi_chart
 from ..ml.scoring import label_type
-from ..names import DRIFT_TABLE, INFERENCE_TABLE, LABEL, LANDING_VOLUME, SCORE_COLUMNS
+from ..names import DRIFT_TABLE, INFERENCE_TABLE, LABEL, LANDING_VOLUME, SCORE_COLUMNS, SHADOW_TABLE
 from ..runtime import Runtime
 
 # This module's stages and their positions in `run all` (see pipeline.py).
@@ -29,9 +34,14 @@ DRIFT_SCHEMA = ("run_id string, model_name string, model_version string, period 
                 "name string, value double, threshold double, breached boolean, rows bigint, computed_at timestamp")
 
 
+SHADOW_SCHEMA = ("run_id string, model_name string, period string, champion_version string, "
+                 "challenger_version string, metric string, champion_value double, challenger_value double, "
+                 "tolerance double, rows bigint, no_worse boolean, compared_at timestamp")
+
+
 def _latest_scored(rt: Runtime, timestamp: str) -> tuple[Any, str]:
-    """The latest scored period and the model version that scored it last."""
-    row = (rt.read(INFERENCE_TABLE).orderBy(F.col(timestamp).desc(), F.col("scored_at").desc())
+    """The latest period @champion scored and the version that scored it last."""
+    row = (rt.read(INFERENCE_TABLE).where(F.col("model_alias") == "champion").orderBy(F.col(timestamp).desc(), F.col("scored_at").desc())
            .select(timestamp, "model_version").first())
     if row is None:
         raise StageFailure(f"{rt.table(INFERENCE_TABLE)} is empty. Fix: run the score stage first")
@@ -54,6 +64,51 @@ def performance(batch: DataFrame, problem_type: str) -> tuple[dict[str, float], 
     return evaluate(problem_type, labelled[LABEL].to_numpy(dtype=float), labelled[outputs]), len(labelled)
 
 
+def shadow_comparison(scored: DataFrame, keys: list[str], timestamp: str, champion_version: str,
+                      problem_type: str, tolerance: float) -> dict[str, Any] | None:
+    """@champion against the latest @challenger that shadow-scored the same rows of one period, on the rows
+    whose label is known; None when there is no shadow or too few labels to compare."""
+    outputs = SCORE_COLUMNS[problem_type]
+    shadow = scored.where(F.col("model_alias") == "challenger")
+    latest = shadow.orderBy(F.col("scored_at").desc()).select("model_version").first()
+    if latest is None:
+        return None
+    on = [*keys, timestamp]
+    champion = scored.where((F.col("model_alias") == "champion") & (F.col("model_version") == champion_version)
+                            & F.col(LABEL).isNotNull()).select(*on, LABEL, *outputs)
+    challenger = shadow.where(F.col("model_version") == latest[0]).select(
+        *on, *[F.col(c).alias(f"shadow_{c}") for c in outputs])
+    both = champion.join(challenger, on).toPandas()
+    if both.empty or (problem_type == "classification" and both[LABEL].nunique() < 2):
+        return None
+    truth, metric = both[LABEL].to_numpy(dtype=float), MAIN_METRIC[problem_type]
+    mine = evaluate(problem_type, truth, both[outputs])[metric]
+    theirs = evaluate(problem_type, truth, both[[f"shadow_{c}" for c in outputs]].set_axis(outputs, axis=1))[metric]
+    check = champion_check(theirs, mine, metric, tolerance)
+    return {"challenger_version": str(latest[0]), "metric": metric, "champion_value": mine, "challenger_value": theirs,
+            "rows": len(both), "no_worse": check["passed"]}
+
+
+def _period_step(period: Any) -> int:
+    """A period as an MLflow metric step: days since 1970 (one verdict per period)."""
+    return int(datetime.fromisoformat(str(period)).replace(tzinfo=UTC).timestamp() // 86_400)
+
+
+def record_shadow(rt: Runtime, ctx: RunContext, period: Any, champion_version: str,
+                  comparison: dict[str, Any]) -> None:
+    """The verdict in ``shadow_comparisons`` (a rerun replaces it) and in the challenger's run."""
+    tolerance = float(ctx.project.validation.champion_tolerance)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    row = (ctx.run_id, ctx.model_name, str(period), champion_version, comparison["challenger_version"],
+           comparison["metric"], comparison["champion_value"], comparison["challenger_value"], tolerance,
+           comparison["rows"], comparison["no_worse"], now)
+    rt.replace_matching(rt.spark.createDataFrame([row], SHADOW_SCHEMA), SHADOW_TABLE, rt.spark.createDataFrame(
+        [(comparison["challenger_version"], str(period))], "challenger_version string, period string"))
+    client = mlflow_client()
+    challenger = client.get_model_version(ctx.model_name, comparison["challenger_version"])
+    client.log_metric(challenger.run_id, SHADOW_METRIC, float(comparison["no_worse"]), step=_period_step(period))
+
+
 def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     project, contract, name = ctx.project, ctx.contract, ctx.model_name
     settings = project.monitoring
@@ -65,7 +120,7 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     fill_labels(rt, keys, timestamp, contract.gold_table, project.problem_type)
     period, version_number = _latest_scored(rt, timestamp)
     version = mlflow_client().get_model_version(name, version_number)
-    batch = rt.read(INFERENCE_TABLE).where((F.col(timestamp) == F.lit(period))
+    batch = rt.read(INFERENCE_TABLE).where((F.col(timestamp) == F.lit(period)) & (F.col("model_alias") == "champion")
                                            & (F.col("model_version") == version_number))
     ctx.log(f"  monitor: PSI of {timestamp} {period} scored by version {version_number} against its baseline")
     min_rows = int(settings["min_rows"])
@@ -83,11 +138,22 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     frame = rt.spark.createDataFrame(rows, DRIFT_SCHEMA)
     rt.replace_matching(frame, DRIFT_TABLE, rt.spark.createDataFrame([(str(version_number), str(period))],
                                                                       "model_version string, period string"))
+    scored = rt.read(INFERENCE_TABLE).where(F.col(timestamp) == F.lit(period))
+    comparison = shadow_comparison(scored, keys, timestamp, version_number, project.problem_type,
+                                   float(project.validation.champion_tolerance))
+    tables = [DRIFT_TABLE]
+    if comparison is not None:
+        record_shadow(rt, ctx, period, version_number, comparison)
+        tables.append(SHADOW_TABLE)
+        verdict = (f"version {comparison['challenger_version']} {'no worse' if comparison['no_worse'] else 'worse'} "
+                   f"than @champion on {comparison['rows']} labelled rows ({comparison['metric']} "
+                   f"{comparison['challenger_value']:.4f} vs {comparison['champion_value']:.4f})")
+        ctx.log(f"  monitor: shadow {verdict}")
     drifted = [r.column for r in results if r.drifted]
     chart = psi_chart(results, threshold, f"PSI, {timestamp} {period}, {name} v{version_number}",
                   Path(rt.volume_path(LANDING_VOLUME, "reports", "monitoring", f"psi_{period}_v{version_number}.png")))
     top = sorted(results, key=lambda r: -r.psi)[:3]
-    return StageOutput([DRIFT_TABLE], {
+    return StageOutput(tables, {**({"shadow": verdict} if comparison else {}),
         "model": name, "version": version_number, "period": str(period), "rows": results[0].rows if results else 0,
         "drift_detected": bool(drifted), "drifted": ", ".join(drifted) or "none",
         **({"drift_judged": f"no: {results[0].rows} rows < monitoring.min_rows {min_rows}"}

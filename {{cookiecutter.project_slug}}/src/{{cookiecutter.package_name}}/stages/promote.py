@@ -2,6 +2,8 @@
 
 The version trained in this run becomes ``@champion`` if it passed validation and is approved.
 Whether it passed is read from the validation recorded in its run, not from the mutable tag.
+With ``inference.min_shadow_batches`` it must also have been no worse than ``@champion`` on that many
+labelled shadow batches (``monitor`` records them); until then it stays ``@challenger``.
 A target with ``auto_approve`` (local only) approves it on the pipeline's behalf; elsewhere an
 unapproved version stops here with what to do.
 """
@@ -9,7 +11,7 @@ unapproved version stops here with what to do.
 from __future__ import annotations
 
 from ..context import RunContext, StageOutput
-from ..ml.registry import RegistryError, alias_version, approve, mlflow_client, promote
+from ..ml.registry import RegistryError, alias_version, approve, mlflow_client, promote, shadow_shortfall
 from ..names import PACKAGE
 from ..runtime import Runtime
 
@@ -41,5 +43,12 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
                 f"the model-version tag approval=approved (python -m {PACKAGE} approve --version "
                 f"{version.version} --reason ...), then repair this run", {"model": name, "version": version.version})
         approve(name, str(version.version), "pipeline", f"auto_approve on target {rt.target} (conf/targets.yml)")
-    result = promote(name, str(version.version), "pipeline", f"passed validation in run {ctx.run_id}")
+    shadow_batches = int(ctx.project.inference["min_shadow_batches"])
+    if champion is not None and (waiting := shadow_shortfall(registry, name, version, shadow_batches)):
+        return StageOutput(details={"model": name, "version": str(version.version), "promoted": False,
+                                    "reason": f"{waiting}; it stays @challenger and score shadow-scores it. "
+                                              f"Promote it once the evidence is there: python -m {PACKAGE} promote "
+                                              "--reason ..."})
+    result = promote(name, str(version.version), "pipeline", f"passed validation in run {ctx.run_id}",
+                     shadow_batches)
     return StageOutput(details={**result, "promoted": True})

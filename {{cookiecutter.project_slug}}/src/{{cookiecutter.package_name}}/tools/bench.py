@@ -7,28 +7,38 @@
   spent logging to MLflow;
 * ``bench score``: scoring with ``@champion`` in process, with ``mapInArrow`` and with
   ``mlflow.pyfunc.spark_udf`` on the same rows;
-* ``bench psi``: PSI of 20 columns of a batch against a baseline."""
+* ``bench psi``: PSI of 20 columns of a batch against a baseline;
+* ``bench serve``: loopback p50 / p99 latency and requests per second of ``serve`` (the canary /
+  shadow router) and of ``mlflow models serve`` alone on the same model, so the router's overhead
+  is a ratio measured in the same run."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from ..config import load_project
+import requests
+
+from ..config import ConfigError, load_project
 from ..contract import load_contracts
 from ..data.drift import drift, fit_baseline
 from ..data.inputs import model_inputs
 from ..data.quality import cast_expression
 from ..ml.registry import alias_version, mlflow_client
 from ..ml.scoring import score_frame
-from ..names import LABEL, SCORE_COLUMNS
+from ..names import LABEL, PACKAGE, SCORE_COLUMNS
 from ..pipeline import run_stages
 from ..runtime import open_runtime
 from ..runtime.landing import list_landing_files, read_landing_file, union_all
@@ -139,55 +149,167 @@ def _median_seconds(work: Callable[[], Any], runs: int = 3) -> float:
     return statistics.median(times)
 
 
-def bench_score(root: Path, rows: int) -> dict[str, float]:
-    """Champion scoring of ``rows`` model inputs three ways in one run, each the median of three: pandas in process,
-    ``mapInArrow`` (the score stage's path) and ``mlflow.pyfunc.spark_udf``."""
-    import mlflow
-    from pyspark.sql import functions as F
-
+@contextmanager
+def prepared_champion(root: Path, label: str) -> Iterator[tuple[Any, str, str]]:
+    """A scratch lake whose sample data went through the pipeline up to promote: (runtime, model name,
+    @champion's version).  Everything is removed afterwards."""
     project = load_project(root)
     contract = load_contracts(root)[project.source]
-    scratch = Path(tempfile.mkdtemp(prefix="bench-score-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{label}-"))
     try:
-        with open_runtime("local", "bench", "score", "local", local_dir=scratch / ".local") as rt:
+        with open_runtime("local", "bench", label, "local", local_dir=scratch / ".local") as rt:
             generate(contract.name, Path(rt.landing_path(contract.path)), rows=30_000)
             prepared = run_stages(rt, ["ingest", "features", "train", "validate", "promote"], run_id="bench-prep",
                                   log=lambda _: None, root=root)
             if not prepared.ok:
                 raise RuntimeError(f"preparing a champion failed: {prepared.to_text()}")
             name = rt.model_name(project.model_name)
-            keys = contract.gold.entity_keys
-            spine = rt.read(contract.gold_table).select(*keys, contract.gold.timestamp, LABEL)
-            inputs = model_inputs(rt, project, contract, spine).drop(LABEL)
-            copies = -(-rows // inputs.count())
-            inputs.crossJoin(rt.spark.range(copies).withColumnRenamed("id", "_copy")).limit(rows).drop("_copy") \
-                .write.format("delta").mode("overwrite").save(str(scratch / "inputs"))
-            frame = rt.spark.read.format("delta").load(str(scratch / "inputs"))
             rt.configure_mlflow()
-            uri = rt.model_location(name, str(alias_version(mlflow_client(), name, "champion").version))
-            outputs = SCORE_COLUMNS[project.problem_type]
-
-            pdf = frame.toPandas()
-            model = mlflow.pyfunc.load_model(uri)
-            model.predict(pdf.head(20_000))  # every path gets one warm-up call on 20k rows
-            in_process = _median_seconds(lambda: model.predict(pdf))
-
-            def consume(score: Callable[[Any], Any]) -> float:
-                score(frame.limit(20_000)).agg(F.count("*")).collect()
-                return _median_seconds(lambda: score(frame).agg(F.count("*"), *[F.sum(c) for c in outputs]).collect())
-
-            mapped = consume(lambda f: score_frame(f, uri, project.problem_type, *rt.mlflow_uris()))
-            udf = mlflow.pyfunc.spark_udf(rt.spark, uri, env_manager="local",
-                                          result_type=", ".join(f"{c} double" for c in outputs))
-            udf_seconds = consume(lambda f: f.select(udf(F.struct(*f.columns)).alias("out")).select("out.*"))
+            yield rt, name, str(alias_version(mlflow_client(), name, "champion").version)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _model_inputs(rt: Any, root: Path) -> Any:
+    """Every gold row as the model sees it, without the label."""
+    project = load_project(root)
+    contract = load_contracts(root)[project.source]
+    spine = rt.read(contract.gold_table).select(*contract.gold.entity_keys, contract.gold.timestamp, LABEL)
+    return model_inputs(rt, project, contract, spine).drop(LABEL)
+
+
+def bench_score(root: Path, rows: int) -> dict[str, float]:
+    """Champion scoring of ``rows`` model inputs three ways in one run, each the median of three: pandas in process,
+    ``mapInArrow`` (the score stage's path) and ``mlflow.pyfunc.spark_udf``."""
+    import mlflow
+    from pyspark.sql import functions as F
+
+    problem_type = load_project(root).problem_type
+    with prepared_champion(root, "score") as (rt, name, version):
+        scratch = Path(rt.local_dir).parent
+        inputs = _model_inputs(rt, root)
+        copies = -(-rows // inputs.count())
+        inputs.crossJoin(rt.spark.range(copies).withColumnRenamed("id", "_copy")).limit(rows).drop("_copy") \
+            .write.format("delta").mode("overwrite").save(str(scratch / "inputs"))
+        frame = rt.spark.read.format("delta").load(str(scratch / "inputs"))
+        uri = rt.model_location(name, version)
+        outputs = SCORE_COLUMNS[problem_type]
+
+        pdf = frame.toPandas()
+        model = mlflow.pyfunc.load_model(uri)
+        model.predict(pdf.head(20_000))  # every path gets one warm-up call on 20k rows
+        in_process = _median_seconds(lambda: model.predict(pdf))
+
+        def consume(score: Callable[[Any], Any]) -> float:
+            score(frame.limit(20_000)).agg(F.count("*")).collect()
+            return _median_seconds(lambda: score(frame).agg(F.count("*"), *[F.sum(c) for c in outputs]).collect())
+
+        mapped = consume(lambda f: score_frame(f, uri, problem_type, *rt.mlflow_uris()))
+        udf = mlflow.pyfunc.spark_udf(rt.spark, uri, env_manager="local",
+                                      result_type=", ".join(f"{c} double" for c in outputs))
+        udf_seconds = consume(lambda f: f.select(udf(F.struct(*f.columns)).alias("out")).select("out.*"))
     print(f"scoring {rows:,} rows with @champion: in-process pandas predict {_rate(rows, in_process)}; "
           f"the score stage's mapInArrow {_rate(rows, mapped)} = {in_process / mapped:.2f}x in-process "
           f"(goal >= 0.7x); mlflow spark_udf {_rate(rows, udf_seconds)}: mapInArrow is "
           f"{udf_seconds / mapped:.2f}x its throughput", file=sys.stderr, flush=True)
     return {"rows": rows, "in_process_seconds": in_process, "pipeline_seconds": mapped, "spark_udf_seconds": udf_seconds,
             "ratio": in_process / mapped}
+
+
+# Records per request of the batched measurement, and the time bound of one measurement.
+SERVE_BATCH = 100
+SERVE_SECONDS = 60.0
+
+
+def _start_server(command: list[str], port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a server process and wait (at most 180 s) until it answers ``GET /ping``."""
+    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{' '.join(command[:4])} exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                return process
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{' '.join(command[:4])} did not answer /ping within 180 s: {log.read_text()[-2000:]}")
+
+
+def _latencies(url: str, body: bytes, count: int) -> tuple[list[float], float]:
+    """Per-request seconds of ``count`` sequential requests on one keep-alive connection (at most
+    ``SERVE_SECONDS``), and the wall time they took."""
+    session = requests.Session()
+    headers = {"content-type": "application/json"}
+    session.post(url, data=body, headers=headers, timeout=30).raise_for_status()  # warm-up
+    seconds, started = [], time.perf_counter()
+    for _ in range(count):
+        sent = time.perf_counter()
+        session.post(url, data=body, headers=headers, timeout=30).raise_for_status()
+        seconds.append(time.perf_counter() - sent)
+        if sent - started > SERVE_SECONDS:
+            break
+    return seconds, time.perf_counter() - started
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_serve(root: Path, count: int) -> dict[str, Any]:
+    """Loopback latency and throughput of ``serve`` (the router) and of ``mlflow models serve`` alone on the
+    same @champion, single records and batches of ``SERVE_BATCH``, measured in alternating rounds."""
+    if load_project(root).serving is None:
+        raise ConfigError("bench serve measures the real-time router, and conf/project.yml has no serving section. "
+                          "Fix: add `serving: {mode: shadow}`")
+    with prepared_champion(root, "serve") as (rt, name, version):
+        records = _model_inputs(rt, root).limit(SERVE_BATCH).toPandas()
+        body = {size: json.dumps({"dataframe_split": json.loads(records.head(size).to_json(
+            orient="split", index=False, date_format="iso"))}).encode() for size in (1, SERVE_BATCH)}
+        tracking, registry_uri = rt.mlflow_uris()
+        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "MLFLOW_REGISTRY_URI": registry_uri}
+        ports = {"mlflow": _free_port(), "router": _free_port()}
+        commands = {
+            "mlflow": [sys.executable, "-m", "mlflow", "models", "serve", "-m", rt.model_location(name, version),
+                       "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ports["mlflow"])],
+            "router": [sys.executable, "-m", PACKAGE, "serve", "--local-dir", str(rt.local_dir), "--catalog",
+                       rt.catalog, "--schema", rt.schema, "--port", str(ports["router"])]}
+        logs = Path(rt.local_dir)
+        servers = {}
+        try:
+            for which, command in commands.items():
+                servers[which] = _start_server(command, ports[which], env, logs / f"{which}.log")
+            figures: dict[str, Any] = {"requests": count, "batch_records": SERVE_BATCH, "model_version": version}
+            for size in (1, SERVE_BATCH):
+                runs: dict[str, tuple[list[float], float]] = {"mlflow": ([], 0.0), "router": ([], 0.0)}
+                for _ in range(3):  # alternating rounds: a drift in machine speed hits both alike
+                    for which in runs:
+                        seconds, wall = _latencies(f"http://127.0.0.1:{ports[which]}/invocations", body[size],
+                                                   max(1, count // 3))
+                        runs[which] = (runs[which][0] + seconds, runs[which][1] + wall)
+                kind = "single" if size == 1 else "batch"
+                for which, (seconds, wall) in runs.items():
+                    cut = statistics.quantiles(seconds, n=100)
+                    figures[f"{which}_{kind}"] = {"p50_ms": statistics.median(seconds) * 1000, "p99_ms": cut[98] * 1000,
+                                                  "requests_per_second": len(seconds) / wall,
+                                                  "records_per_second": len(seconds) * size / wall}
+                router, alone = figures[f"router_{kind}"], figures[f"mlflow_{kind}"]
+                figures[f"{kind}_overhead_ratio"] = router["p50_ms"] / alone["p50_ms"]
+                print(f"serve, {kind} ({size} record{'s' if size > 1 else ''} per request, {len(runs['router'][0])} "
+                      f"requests each): router p50 {router['p50_ms']:.2f} ms, p99 {router['p99_ms']:.2f} ms, "
+                      f"{router['requests_per_second']:.0f} req/s; mlflow models serve alone p50 "
+                      f"{alone['p50_ms']:.2f} ms, p99 {alone['p99_ms']:.2f} ms, {alone['requests_per_second']:.0f} "
+                      f"req/s; router/mlflow p50 = {figures[f'{kind}_overhead_ratio']:.2f}x",
+                      file=sys.stderr, flush=True)
+        finally:
+            for process in servers.values():
+                process.terminate()
+                process.wait(timeout=30)
+    return figures
 
 
 def bench_psi(rows: int, columns: int = 20) -> dict[str, float]:
