@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,12 @@ def combo_id(context: dict[str, str]) -> str:
 
 
 COMBINATIONS = combinations()
+
+
+def load_hook(name: str, context: dict) -> dict:
+    """Execute a hook's module body with a given context instead of the rendered one."""
+    source = (TEMPLATE / "hooks" / name).read_text()
+    source = re.sub(r"json\.loads\(\{\{.*?\}\}\)", "json.loads(CONTEXT_JSON)", source)
+    namespace = {"__name__": "hook", "CONTEXT_JSON": json.dumps(context)}
+    exec(compile(source, name, "exec"), namespace)
+    return namespace

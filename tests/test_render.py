@@ -4,6 +4,7 @@ offline bundle validation for every target, ruff, and the project's own test sui
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from matrix import COMBINATIONS, combo_id
+from matrix import COMBINATIONS, combo_id, load_hook
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 IDS = [combo_id(c) for c in COMBINATIONS]
@@ -117,17 +118,36 @@ TARGETS_AS_RESOLVED = ("import dataclasses, json; from {package}.config import l
                        ".Path('.')).items()}}, sort_keys=True))")
 
 
-def engine_inputs(project: Path) -> str:
+def serving_only(project: Path) -> set[str]:
+    """Paths that only ``include_serving`` decides, read from the PRUNE table for this project's answers."""
+    answers = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))["cookiecutter"]
+    on, off = (load_hook("post_gen_project.py", {**answers, "include_serving": value})["PRUNE"]
+               for value in ("yes", "no"))
+    return {rel for rel in on if on[rel] != off[rel]}
+
+
+def engine_inputs(project: Path, without_serving: bool = False) -> str:
     """A digest of everything the generated suite's tests not marked ``bundle`` can read: the package,
     the tests, conf/, requirements/, pyproject.toml, and the targets as the project's own config
     resolves them from databricks.yml (the only part of the bundle a run reads).  The generated
-    tests/test_markers.py holds every test that reads more of the bundle to the marker."""
+    tests/test_markers.py holds every test that reads more of the bundle to the marker.
+    ``without_serving`` leaves out what the ``include_serving`` option alone adds: its PRUNE paths
+    and the ``serving`` section of conf/project.yml."""
     digest = hashlib.sha256()
+    left_out = serving_only(project) if without_serving else set()
     for name in ENGINE_INPUTS:
         paths = [project / name] if (project / name).is_file() else sorted((project / name).rglob("*"))
         for path in paths:
-            if path.is_file() and not any(part in SKIPPED_PARTS for part in path.parts):
-                digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes())
+            rel = path.relative_to(project)
+            if not path.is_file() or any(part in SKIPPED_PARTS for part in path.parts) or any(
+                    rel.as_posix() == out or rel.as_posix().startswith(out + "/") for out in left_out):
+                continue
+            content = path.read_bytes()
+            if without_serving and rel.as_posix() == "conf/project.yml":
+                settings = yaml.safe_load(content)
+                settings.pop("serving", None)
+                content = json.dumps(settings, sort_keys=True).encode()
+            digest.update(str(rel).encode() + b"\0" + content)
     package = next((project / "src").iterdir()).name
     targets = run_in(project, "-c", TARGETS_AS_RESOLVED.format(package=package))
     assert targets.returncode == 0, targets.stderr
@@ -138,15 +158,19 @@ def engine_inputs(project: Path) -> str:
 def suite_plan(projects: dict[str, Path]) -> dict[str, list[str]]:
     """Per combination, the pytest arguments of its run: the whole suite for the first combination
     with given engine inputs, and only the ``bundle`` tests for the others, whose every other test
-    would read the very same files and targets again."""
-    plan, seen = {}, set()
+    would read the very same files and targets again.  ``include_serving`` only adds files (its PRUNE
+    paths) and a section of conf/project.yml: each of its values runs the whole suite once, and a
+    combination that differs from a whole run only in it runs the bundle tests."""
+    plan, seen, serving_seen = {}, set(), set()
     for cid, project in projects.items():
-        inputs = engine_inputs(project)
+        inputs = engine_inputs(project, without_serving=True)
+        serving = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]["include_serving"]
         # Only the modules with bundle tests are collected: importing the others costs seconds.
         marked = sorted(str(p.relative_to(project)) for p in (project / "tests").glob("test_*.py")
                         if "pytest.mark.bundle" in p.read_text(encoding="utf-8"))
-        plan[cid] = [] if inputs not in seen else ["-m", "bundle", *marked]
+        plan[cid] = [] if inputs not in seen or serving not in serving_seen else ["-m", "bundle", *marked]
         seen.add(inputs)
+        serving_seen.add(serving)
     return plan
 
 
@@ -175,11 +199,15 @@ def test_generated_test_suite_passes(suite_results, cid):
 
 
 def test_every_distinct_package_and_configuration_runs_the_whole_suite(rendered, suite_plan_of, suite_results):
-    """Each problem type with and without the feature store runs everything; the combinations that
-    differ from one of those only in the bundle run the bundle tests against their own bundle."""
+    """Each problem type with and without the feature store runs everything, and so does each value of
+    include_serving; the combinations that differ from those only in the bundle or in include_serving
+    run the bundle tests against their own bundle."""
     whole = [cid for cid in IDS if not suite_plan_of[cid]]
-    options = {(rendered[cid] / "conf" / "project.yml").read_text() for cid in IDS}
-    assert len(whole) == len(options) >= 4, whole
+    cores = {(c["problem_type"], c["include_feature_store"]) for c in COMBINATIONS}
+    assert {(c["problem_type"], c["include_feature_store"]) for c, cid in zip(COMBINATIONS, IDS, strict=True)
+            if cid in whole} == cores, whole
+    assert {c["include_serving"] for c, cid in zip(COMBINATIONS, IDS, strict=True) if cid in whole} == {"yes", "no"}
+    assert len(whole) == len(cores) + 1, whole
     for cid in IDS:
         deselected = re.search(r"(\d+) deselected", suite_results[cid].stdout)
         assert bool(deselected) == bool(suite_plan_of[cid]), suite_results[cid].stdout[-500:]
@@ -198,3 +226,12 @@ def test_engine_inputs_change_with_the_package_configuration_and_targets(rendere
     schema = yaml.safe_load(bundle.read_text())["variables"]["schema"]["default"]
     bundle.write_text(bundle.read_text().replace(f'default: "{schema}"', 'default: "another_schema"', 1))
     assert engine_inputs(project) != before, "a target's schema is what runs read of the bundle"
+
+
+def test_include_serving_alone_leaves_the_rest_of_the_engine_inputs_alone(rendered):
+    """What lets one whole run per include_serving value stand for the others (see suite_plan)."""
+    serving, plain = rendered[IDS[0]], rendered[IDS[1]]
+    assert (serving / "conf" / "project.yml").read_text() != (plain / "conf" / "project.yml").read_text()
+    assert engine_inputs(serving) != engine_inputs(plain)
+    assert engine_inputs(serving, without_serving=True) == engine_inputs(plain, without_serving=True)
+    assert serving_only(serving) == serving_only(plain) and not any((plain / p).exists() for p in serving_only(plain))

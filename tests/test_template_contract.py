@@ -13,20 +13,11 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from matrix import CHOICES, COMBINATIONS, INDEPENDENT, INTERACTING, OPTIONS
+from matrix import CHOICES, COMBINATIONS, INDEPENDENT, INTERACTING, OPTIONS, load_hook
 from render import declared_options, render
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
-
-
-def load_hook(name: str, context: dict) -> dict:
-    """Execute a hook's module body with a given context instead of the rendered one."""
-    source = (TEMPLATE / "hooks" / name).read_text()
-    source = re.sub(r"json\.loads\(\{\{.*?\}\}\)", "json.loads(CONTEXT_JSON)", source)
-    namespace = {"__name__": "hook", "CONTEXT_JSON": json.dumps(context)}
-    exec(compile(source, name, "exec"), namespace)
-    return namespace
 
 
 def defaults() -> dict[str, str]:
