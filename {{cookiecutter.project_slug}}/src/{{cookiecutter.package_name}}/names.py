@@ -49,5 +49,8 @@ INFERENCE_TABLE = "inference_log"
 # Every request the local real-time router answered, with the shadow answer it did not return.
 SERVING_LOG_TABLE = "serving_log"
 DRIFT_TABLE = "drift_metrics"
+# One row per registered model version: aliases, metrics, training data versions, library versions,
+# the alias audit trail and when it last scored (the inventory stage rewrites it).
+INVENTORY_TABLE = "model_inventory"
 # @challenger against @champion on the same labelled rows of each shadow-scored period.
 SHADOW_TABLE = "shadow_comparisons"
