@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -34,6 +35,24 @@ def install(session: nox.Session) -> None:
     session.install("--compile-bytecode", "-r", LOCK, "-r", "requirements/template.txt")
 
 
+# The generated run report is tested in headless Chromium through its chromedriver (Debian's packages).
+BROWSER = ("/usr/bin/chromium", "/usr/bin/chromedriver")
+BROWSER_PACKAGES = ("chromium", "chromium-driver")
+
+
+def install_browser(session: nox.Session) -> None:
+    """Chromium and chromedriver for the report's browser tests, with apt when this runs as root (a new
+    Debian machine, CI); otherwise the tests would fail later, so the session stops now with the fix."""
+    if all(os.access(path, os.X_OK) for path in BROWSER):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        session.run("apt-get", "update", "-q", external=True)
+        session.run("apt-get", "install", "-y", "-q", "--no-install-recommends", *BROWSER_PACKAGES, external=True,
+                    env={"DEBIAN_FRONTEND": "noninteractive"})
+        return
+    session.error(f"{' or '.join(BROWSER)} is missing. Fix: sudo apt-get install {' '.join(BROWSER_PACKAGES)}")
+
+
 def render_defaults(session: nox.Session, name: str) -> Path:
     out = BUILD / name
     shutil.rmtree(out, ignore_errors=True)
@@ -46,6 +65,7 @@ def render_defaults(session: nox.Session, name: str) -> Path:
 @nox.session
 def tests(session: nox.Session) -> None:
     install(session)
+    install_browser(session)
     session.run("python", "-m", "pytest", "tests", *session.posargs)
 
 

@@ -35,6 +35,8 @@ PRUNE: dict[str, bool] = {
     "tests/test_deploy_serving.py": CONTEXT["include_serving"] == "yes",
     f"src/{PACKAGE}/tools/serve.py": CONTEXT["include_serving"] == "yes",
     "tests/test_serving.py": CONTEXT["include_serving"] == "yes",
+    "resources/serving_dashboard.yml": CONTEXT["include_serving"] == "yes",
+    "resources/dashboards/serving.lvdash.json": CONTEXT["include_serving"] == "yes",
     "conf/contracts/churn_events.yml": CONTEXT["problem_type"] == "classification",
     "conf/expectations/churn_events.json": CONTEXT["problem_type"] == "classification",
     "conf/contracts/sales_events.yml": CONTEXT["problem_type"] == "regression",

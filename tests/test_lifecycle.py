@@ -3,7 +3,8 @@ many-models project: ``run all`` on a fresh project (sample data generated), dri
 second ``run all`` that detects the drift and retrains, a deliberately worse candidate that is
 never promoted, and a third ``run all`` that finds nothing new.  Then, on the default project,
 ``serve`` over real HTTP: the canary share, a rollback and a promotion served without a restart,
-and shadow answers logged and never returned."""
+and shadow answers logged and never returned.  Every ``run all`` writes the run report; the
+``report`` command writes it again after all that, and a real headless Chromium opens it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import math
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -22,11 +24,17 @@ import pytest
 import requests
 import yaml
 from deltalake import DeltaTable
+from pandas import isnull
+from prometheus_client.parser import text_string_to_metric_families
 from render import render
 
 # The drifted week is a November week: its temperature, its demand history (the label's lags and means) and
 # the predicted demand differ from the whole training year.
 SEASONAL = {"temperature_c", "label_lag_1", "label_lag_52", "label_mean_4", "label_mean_13", "prediction", "none"}
+# Debian's chromium and chromium-driver (.ci/run installs them); selenium is given both paths, so it
+# downloads nothing.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CASES: dict[str, tuple[dict[str, str], list[str] | None]] = {
     "default": ({}, None),
     "regression-many-models": ({"problem_type": "regression"}, ["category"]),
@@ -41,6 +49,53 @@ def cli(project: Path, *args: str) -> tuple[int, dict[str, Any] | None, str]:
                             text=True, timeout=900)
     summary = json.loads(result.stdout) if "--json" in args and result.stdout.strip().startswith("{") else None
     return result.returncode, summary, result.stderr
+
+
+def report(project: Path) -> tuple[int, str, str]:
+    """``python -m PACKAGE report``: its exit code, the last line it printed (the page's path), stderr."""
+    env = {**os.environ, "PYTHONPATH": str(project / "src")}
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    package = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]["package_name"]
+    result = subprocess.run([sys.executable, "-m", package, "report", "--target", "local"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=300)
+    lines = result.stdout.strip().splitlines()
+    return result.returncode, lines[-1] if lines else "", result.stderr
+
+
+def browse(page: Path, profile: Path) -> dict[str, Any]:
+    """What headless Chromium shows of ``page``: each chart's rendered size, each table's rows, the
+    console's errors, and a screenshot of the whole page saved beside it."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} not found: the run report is tested in a real browser. Fix: "
+                    "apt-get install chromium chromium-driver (.ci/run does it as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1280,1600", f"--user-data-dir={profile}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        driver.get(page.as_uri())
+        seen: dict[str, Any] = {
+            "charts": {e.get_attribute("id"): e.rect for e in driver.find_elements(By.CSS_SELECTOR, "svg.chart")},
+            "rows": {t.get_attribute("id"): len(t.find_elements(By.CSS_SELECTOR, "tbody tr"))
+                     for t in driver.find_elements(By.CSS_SELECTOR, "table.report-table")},
+            "text": driver.find_element(By.TAG_NAME, "body").text}
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, min(int(height), 12_000))
+        seen["screenshot"] = page.with_suffix(".png")
+        assert driver.save_screenshot(str(seen["screenshot"]))
+        seen["errors"] = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    finally:
+        driver.quit()
+    return seen
 
 
 def stages(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -179,7 +234,7 @@ def test_first_run_all_trains_promotes_scores_and_monitors(runs, case):
     assert "writing sample data first" in log.splitlines()[0]
     by_name = stages(summary)
     assert list(by_name) == ["bootstrap", "bronze", "silver", "gold", "features", "check", "train", "validate",
-                             "promote", "deploy_serving", "score", "monitor"]
+                             "promote", "deploy_serving", "score", "monitor", "inventory"]
     assert by_name["check"]["details"]["retrain"] is True
     assert by_name["promote"]["details"]["champion"] == by_name["train"]["details"]["version"] == "1"
     assert by_name["score"]["details"]["inserted"] > 0
@@ -194,6 +249,18 @@ def test_first_run_all_trains_promotes_scores_and_monitors(runs, case):
 
 
 @pytest.mark.parametrize("case", list(CASES))
+def test_every_run_all_writes_the_run_report(runs, case):
+    for step in ("first", "second", "third"):
+        _, summary, log = runs[case][step]
+        assert summary and summary.get("report"), (step, summary and summary.get("report_error"), log[-3000:])
+        page = Path(summary["report"])
+        assert page.is_file() and page.name == "run_report.html" and page.parent.name == "reports"
+        assert page.relative_to(runs[case]["project"] / ".local" / "volumes")
+        assert f"report: {page}" in log
+        print(f"{case}: {step} run all: the report took {summary['report_seconds']:.2f} s (goal < 1.5 s)")
+
+
+@pytest.mark.parametrize("case", list(CASES))
 def test_drifted_data_is_detected_and_the_model_retrained(runs, case):
     assert runs[case]["drift_data"][0] == 0, runs[case]["drift_data"][2]
     code, summary, log = runs[case]["second"]
@@ -204,6 +271,25 @@ def test_drifted_data_is_detected_and_the_model_retrained(runs, case):
     assert by_name["train"]["details"]["version"] == "2"
     assert by_name["promote"]["details"] == {**by_name["promote"]["details"], "champion": "2", "previous": "1"}
     assert by_name["monitor"]["details"]["version"] == "2"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_inventory_and_the_metrics_file_describe_every_version(runs, case):
+    """As the third run all left them (after version 3 failed validation): one inventory row per
+    registered version with its aliases and last scoring, and the run's Prometheus file."""
+    inventory = DeltaTable(str(next(runs[case]["project"].glob(".local/warehouse/*/*/model_inventory")))).to_pandas()
+    # The third run all (after the rejected candidate, version 3) wrote the inventory last.
+    assert sorted(inventory["version"].astype(int)) == [1, 2, 3], inventory
+    aliases = {str(v): sorted(a) for v, a in zip(inventory["version"], inventory["aliases"], strict=True)}
+    assert aliases["2"] == ["challenger", "champion"] and aliases["1"] == [] and aliases["3"] == [], aliases
+    scored = dict(zip(inventory["version"].astype(str), inventory["last_scored_at"], strict=True))
+    assert not isnull(scored["1"]) and not isnull(scored["2"]) and isnull(scored["3"]), scored
+
+    metrics_file = Path(runs[case]["third"][1]["metrics_file"])
+    assert metrics_file.name.endswith("_local_all.prom"), metrics_file
+    families = {f.name: f for f in text_string_to_metric_families(metrics_file.read_text())}
+    champion = [s.value for s in families["mlops_model_alias_version"].samples if s.labels["alias"] == "champion"]
+    assert champion == [2.0], champion  # the file is the last run all's: the third, after version 3 failed
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -254,3 +340,28 @@ def test_serve_in_shadow_mode_logs_the_challenger_and_never_returns_it(runs):
         assert returned != logged, "the two versions answer differently, and only @champion's answer is returned"
     canary = log[log["mode"] == "canary"]
     assert canary["shadow_response"].isna().all() and (canary["status_code"] == 200).all()
+
+
+def test_the_report_command_shows_the_versions_drift_and_checks_in_chromium(runs, tmp_path):
+    """After two models, drift, a rejected candidate, rollbacks and promotions: the page the ``report``
+    command writes, as a browser renders it."""
+    project = runs["default"]["project"]
+    code, path, log = report(project)
+    assert code == 0, log[-3000:]
+    page = Path(path)
+    assert page.is_file() and page == Path(runs["default"]["third"][1]["report"]), (path, log[-2000:])
+    seen = browse(page, tmp_path / "profile")
+    assert seen["errors"] == [], json.dumps(seen["errors"], indent=2)
+    assert set(seen["charts"]) == {"chart-psi", "chart-performance", "chart-versions", "chart-quarantine"}
+    assert all(rect["width"] > 200 and rect["height"] > 100 for rect in seen["charts"].values()), seen["charts"]
+    rows = seen["rows"]
+    assert rows["model-versions"] >= 3, "versions 1 and 2, and the rejected candidate"
+    assert rows["performance"] >= 2 and rows["alias-history"] >= 6, rows
+    assert rows["model-checks"] > 0 and rows["fairness-groups"] > 0 and rows["quarantine-reasons"] > 0, rows
+    assert rows["latest-run"] == len(stages(runs["default"]["third"][1])), rows
+    assert "FAILED" in seen["text"], "the rejected candidate's failed check is on the page"
+    assert rows["model-inventory"] == 3, "one row per registered version: 1, 2 and the rejected candidate"
+    data = seen["screenshot"].read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 1000 and height >= 3000, (width, height)

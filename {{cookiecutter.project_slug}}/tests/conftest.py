@@ -284,6 +284,18 @@ def sample_lake(sail_spark: Any, sample_medallion: Path) -> Callable[..., Any]:
     return lake
 
 
+# The local loop after the medallion: a model trained, validated, promoted, scoring and monitored.
+LOOP = ["check", "train", "validate", "promote", "score", "monitor"]
+
+
+@pytest.fixture(scope="session")
+def looped(sample_lake: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path, Any]]:
+    """A lake run through monitor once per session: the inference tests go on from it and the run
+    report reads it (building it again per module would cost seconds each)."""
+    with sample_lake(tmp_path_factory.mktemp("inference"), "inference_tests", ["ingest", "features", *LOOP]) as lake:
+        yield lake
+
+
 @dataclass
 class CliResult:
     returncode: int

@@ -79,7 +79,7 @@ def test_stages_lists_run_order(cli):
     assert result.returncode == 0
     serving = ["deploy_serving"] if (PROJECT / "src" / PACKAGE / "stages" / "deploy_serving.py").exists() else []
     assert result.stdout.split() == ["bootstrap", "bronze", "silver", "gold", "features", "check", "train", "validate",
-                                     "promote", *serving, "score", "monitor"]
+                                     "promote", *serving, "score", "monitor", "inventory"]
 
 
 @pytest.mark.bundle

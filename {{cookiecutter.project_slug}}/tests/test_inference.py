@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql import functions as F
 
 from {{ cookiecutter.package_name }} import pipeline
@@ -13,16 +18,18 @@ from {{ cookiecutter.package_name }}.data.inputs import scoring_inputs
 from {{ cookiecutter.package_name }}.data.validation import model_input_gate
 from {{ cookiecutter.package_name }}.ml import registry
 from {{ cookiecutter.package_name }}.ml.baseline import score_column
-from {{ cookiecutter.package_name }}.names import DRIFT_TABLE, INFERENCE_TABLE, SHADOW_TABLE
+from {{ cookiecutter.package_name }}.names import (
+    DRIFT_TABLE,
+    INFERENCE_TABLE,
+    INGEST_METRICS_TABLE,
+    INVENTORY_TABLE,
+    PACKAGE,
+    SHADOW_TABLE,
+)
 
 pytestmark = pytest.mark.sail
 LOOP = ["check", "train", "validate", "promote", "score", "monitor"]
-
-
-@pytest.fixture(scope="module")
-def looped(sample_lake, tmp_path_factory):
-    with sample_lake(tmp_path_factory.mktemp("inference"), "inference_tests", ["ingest", "features", *LOOP]) as lake:
-        yield lake
+# ``looped`` (tests/conftest.py): the lake after one run of LOOP, shared with tests/test_report.py.
 
 
 def run(rt, root, stages):
@@ -62,6 +69,93 @@ def test_first_run_trains_promotes_scores_and_monitors(looped):
     assert (psi_rows["rows"] == len(scored)).all()
     assert set(metrics[metrics["kind"] == "performance"]["name"]) >= (
         {"auc", "log_loss"} if load_project(root).problem_type == "classification" else {"rmse", "mape"})
+
+
+def figures(path: str | Path) -> dict[str, list]:
+    """A textfile's samples by family, as Prometheus reads them."""
+    return {family.name: family.samples for family in text_string_to_metric_families(Path(path).read_text())}
+
+
+def test_the_run_exports_its_figures_in_the_prometheus_format(looped):
+    """The lake's runs wrote textfiles: the loop's (this module's run, or its rerun) and, copied with
+    the session's medallion, the ingest run's; every family is there with values the tables agree with."""
+    import mlflow
+
+    rt, root, summary = looped
+    loop = figures(summary.metrics_file)
+    (info,) = loop["mlops_run_info"]
+    run_id, name = info.labels["run_id"], load_project(root).model_name
+    assert info.labels["selection"] == "+".join(LOOP) and loop["mlops_run_success"][0].value == 1.0
+    durations = {s.labels["stage"]: s.value for s in loop["mlops_stage_duration_seconds"]}
+    assert set(durations) == set(LOOP) and all(v >= 0 for v in durations.values())
+    states = {s.labels["stage"]: s.labels["mlops_stage_status"] for s in loop["mlops_stage_status"] if s.value == 1}
+    assert states["score"] == states["monitor"] == "succeeded" and set(states.values()) <= {"succeeded", "skipped"}
+
+    champion = mlflow.MlflowClient().get_model_version_by_alias(name, "champion")
+    aliases = {s.labels["alias"]: s.value for s in loop["mlops_model_alias_version"]}
+    assert aliases["champion"] == float(champion.version)
+    logged = mlflow.MlflowClient().get_run(champion.run_id).data.metrics
+    metrics = {s.labels["metric"]: s.value for s in loop["mlops_model_metric"]
+               if s.labels["version"] == str(champion.version)}
+    main = "auc" if load_project(root).problem_type == "classification" else "rmse"
+    assert metrics[main] == pytest.approx(logged[main])
+
+    psi = rt.read(DRIFT_TABLE).where((F.col("run_id") == run_id) & (F.col("kind") == "psi")).toPandas()
+    (highest,) = loop["mlops_monitor_psi_max"]
+    assert highest.value == pytest.approx(psi["value"].max()) and len(loop["mlops_monitor_psi"]) == len(psi)
+    assert loop["mlops_monitor_drift_detected"][0].value == float(psi["breached"].any())
+
+    (ingest_file,) = Path(rt.metrics_dir()).glob(f"{PACKAGE}_*_ingest+features.prom")
+    ingest = figures(ingest_file)
+    batches = rt.read(INGEST_METRICS_TABLE).toPandas()
+    assert len(ingest["mlops_ingest_rows_in"]) == len(batches) > 0
+    for row in batches.itertuples():
+        where = {"source": row.source, "batch": str(row.batch_to)}
+
+        def value(family: str, where: dict = where) -> float:
+            (sample,) = [s for s in ingest[family] if s.labels.items() >= where.items()]
+            return sample.value
+
+        assert value("mlops_ingest_rows_in") == row.raw_records > 0
+        assert value("mlops_ingest_rows_in") == sum(value(f"mlops_ingest_rows_{kind}") for kind in (
+            "out", "quarantined", "malformed", "duplicates")), "the accounting closes"
+        rate = value("mlops_ingest_quarantine_rate")
+        assert rate == pytest.approx(row.quarantine_rate) and 0 <= rate <= value("mlops_ingest_quarantine_threshold")
+        assert value("mlops_ingest_gate_passed") == 1.0
+
+
+def test_the_inventory_has_one_row_per_version_and_a_rerun_replaces_it(looped):
+    """A second version (the champion's files, never scored) as @challenger: one row each, with its
+    aliases, training data versions and last scoring time; a second inventory replaces the rows."""
+    rt, root, _ = looped
+    client = registry.mlflow_client()
+    name = load_project(root).model_name
+    champion = client.get_model_version_by_alias(name, "champion")
+    extra = client.create_model_version(name, champion.source, run_id=champion.run_id)
+    client.set_registered_model_alias(name, "challenger", extra.version)
+    try:
+        versions = {int(v.version) for v in client.search_model_versions(f"name = '{name}'")}
+        details = run(rt, root, ["inventory"])["inventory"]
+        first = rt.read(INVENTORY_TABLE).toPandas().set_index("version")
+        assert details["versions"] == len(first) == len(versions) >= 2 and set(first.index) == versions
+        assert list(first.loc[int(champion.version), "aliases"]) == ["champion"]
+        assert list(first.loc[int(extra.version), "aliases"]) == ["challenger"]
+        row = first.loc[int(champion.version)]
+        assert row["validation_status"] == "passed" and row["approval"] == "approved"
+        assert dict(row["training_data_versions"]) and all(v >= 0 for v in dict(row["training_data_versions"]).values())
+        assert row["main_metric_value"] == pytest.approx(dict(row["metrics"])[row["main_metric"]])
+        assert {"mlflow", "lightgbm", "pandas", "pyspark"} <= set(dict(row["library_versions"]))
+        assert "the logged model (training): package, mlflow" in row["versions_from"]
+        assert any(h["alias"] == "champion" for h in json.loads(row["alias_history"]))
+        assert pd.notna(row["last_scored_at"]) and pd.isna(first.loc[int(extra.version), "last_scored_at"])
+
+        run(rt, root, ["inventory"])
+        again = rt.read(INVENTORY_TABLE).toPandas().set_index("version")
+        assert sorted(again.index) == sorted(first.index), "replaced, never duplicated"
+        assert (again["inventoried_at"] > first["inventoried_at"]).all()
+        assert again["versions_from"].equals(first["versions_from"])
+    finally:
+        client.delete_registered_model_alias(name, "challenger")
 
 
 def test_scoring_and_monitoring_reruns_are_idempotent(looped):

@@ -65,7 +65,7 @@ def test_a_new_stage_module_joins_run_all_at_its_declared_position(tmp_path):
     shutil.copytree(pipeline.STAGES_DIR, stages, ignore=shutil.ignore_patterns("__pycache__"))
     (stages / "explain.py").write_text('ORDER = {"explain": 105}\n\n\ndef run(rt, ctx):\n    return None\n')
     found, groups = pipeline.discover_stages(stages)
-    assert list(found)[-3:] == ["score", "explain", "monitor"] and found["explain"] == "explain:run"
+    assert list(found)[-4:] == ["score", "explain", "monitor", "inventory"] and found["explain"] == "explain:run"
     assert groups == {"ingest": ["bronze", "silver", "gold"]} and found["silver"] == "ingest:silver"
     (stages / "twice.py").write_text('ORDER = {"explain": 5}\n')
     with pytest.raises(ValueError, match="declared twice: explain"):

@@ -2,7 +2,7 @@
 
     python -m PACKAGE sample-data [--rows N] [--drift] [--out DIR]
     python -m PACKAGE contract draft PATH --name NAME [--label COLUMN] [--format csv] [--option sep=;] [--force]
-    python -m PACKAGE run all --target local [--local-dir DIR] [--json]   # sample data first if none
+    python -m PACKAGE run all --target local [--local-dir DIR] [--json]   # sample data first if none; writes the report
     python -m PACKAGE run ingest --target local --json
     python -m PACKAGE run bootstrap --target dev --catalog c --schema s
     python -m PACKAGE bundle-check [--target T] [--var name=value]
@@ -19,6 +19,7 @@
     python -m PACKAGE batches list [--source S]
     python -m PACKAGE batches skip 3 --reason "supplier sent a broken export"   # audited
     python -m PACKAGE batches replay 3 --reason "contract fixed"
+    python -m PACKAGE report [--target local] [--local-dir DIR] [--out FILE]   # one static HTML page
     python -m PACKAGE stages
 """
 
@@ -30,6 +31,7 @@ import getpass
 import importlib
 import json
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +44,7 @@ from .context import RunContext, StageFailure, stderr
 from .contract import FORMATS, load_contracts
 from .ml import registry
 from .names import SERVING_LOG_TABLE
-from .runtime import ENGINES, LocalRuntime, PlatformError, open_runtime
+from .runtime import ENGINES, LocalRuntime, PlatformError, Runtime, open_runtime
 from .runtime.landing import list_landing_files
 from .stages import ingest
 
@@ -143,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--model-name", help="registered model name (default: conf/project.yml)")
 
+    report = commands.add_parser("report", help="write the run report: one self-contained HTML page (latest run, "
+                                 "drift and performance over time, versions, quarantine, validation and fairness)")
+    _target_arguments(report, engine=False)
+    report.add_argument("--engine", choices=ENGINES, default="sail", help="local engine (default: sail)")
+    report.add_argument("--out", type=Path, help="the HTML file (default: reports/run_report.html in the landing "
+                        "volume)")
+    report.add_argument("--model-name", help="registered model name (default: conf/project.yml)")
+
     commands.add_parser("stages", help="list the stages in run order")
     return parser
 
@@ -201,8 +211,10 @@ def _sample_data_if_missing(rt: LocalRuntime, ctx: RunContext, log: Callable[[st
     log(f"  sample data: {report.records} records in {len(report.files)} files")
 
 
-def run_summary(args: argparse.Namespace, root: Path) -> pipeline.RunSummary:
-    """Run the stages named in ``args`` (the ``run`` command) and return the summary."""
+def run_summary(args: argparse.Namespace, root: Path,
+                after: Callable[[Runtime, pipeline.RunSummary], None] | None = None) -> pipeline.RunSummary:
+    """Run the stages named in ``args`` (the ``run`` command) and return the summary; ``after`` runs
+    once the stages are recorded, while the runtime and its engine are still open."""
     stages = pipeline.resolve_stages(args.stages)
     pipeline.preload_validation(stages)  # before the engine starts; the runner joins it
     target = target_config(root, args.target)
@@ -216,9 +228,29 @@ def run_summary(args: argparse.Namespace, root: Path) -> pipeline.RunSummary:
         engine=args.engine,
     ) as rt:
         local_ingest = isinstance(rt, LocalRuntime) and "bronze" in stages
-        return pipeline.run_stages(rt, stages, run_id=args.run_id, root=root, experiment=args.experiment,
-                                   model_name=args.model_name, retry_files=tuple(args.retry_file),
-                                   before_stages=functools.partial(_sample_data_if_missing, rt) if local_ingest else None)
+        summary = pipeline.run_stages(rt, stages, run_id=args.run_id, root=root, experiment=args.experiment,
+                                      model_name=args.model_name, retry_files=tuple(args.retry_file),
+                                      before_stages=functools.partial(_sample_data_if_missing, rt) if local_ingest
+                                      else None)
+        if after is not None:
+            after(rt, summary)
+        return summary
+
+
+def _report_after_run(args: argparse.Namespace, root: Path, written: dict[str, Any]) -> Callable[
+        [Runtime, pipeline.RunSummary], None]:
+    """``run all`` ends by writing the run report on the run's own engine.  A report that cannot be
+    written is said, with the command that retries it, and never fails a run whose stages succeeded."""
+    def write(rt: Runtime, summary: pipeline.RunSummary) -> None:
+        started = time.perf_counter()
+        try:
+            written["report"] = str(_tool("report").write_report(rt, root, model_name=args.model_name))
+        except Exception as exc:  # the run's outcome is its stages'; the report is a view of them
+            written["report"] = None
+            written["report_error"] = (f"{type(exc).__name__}: {exc}. Fix: see the error, then python -m "
+                                       f"{__package__} report --target {args.target}")
+        written["report_seconds"] = round(time.perf_counter() - started, 3)
+    return write
 
 
 def _batches(args: argparse.Namespace, root: Path) -> int:
@@ -279,13 +311,31 @@ def _bench(args: argparse.Namespace, root: Path) -> int:
 
 
 def _run(args: argparse.Namespace, root: Path) -> int:
-    summary = run_summary(args, root)
+    written: dict[str, Any] = {}
+    summary = run_summary(args, root, after=_report_after_run(args, root, written) if "all" in args.stages else None)
+    text = summary.to_text()
+    if written:
+        text += (f"\nreport: {written['report']} ({written['report_seconds']:.2f}s)" if written["report"]
+                 else f"\nreport: not written: {written['report_error']}")
     if args.json:
-        print(summary.to_json())
-        print(summary.to_text(), file=sys.stderr)
+        print(json.dumps({**json.loads(summary.to_json()), **written}, indent=2))
+        print(text, file=sys.stderr)
     else:
-        print(summary.to_text())
+        print(text)
     return 0 if summary.ok else 1
+
+
+def _report(args: argparse.Namespace, root: Path) -> int:
+    """``report``: the page on demand, from whatever the tables and the registry hold now; its path
+    is the last line printed."""
+    target = target_config(root, args.target)
+    started = time.perf_counter()
+    with open_runtime(target.name, args.catalog or target.catalog, args.schema or target.schema, target.platform,
+                      local_dir=args.local_dir or root / ".local", engine=args.engine) as rt:
+        path = _tool("report").write_report(rt, root, args.out, model_name=args.model_name)
+    print(f"report written in {time.perf_counter() - started:.2f}s", file=sys.stderr)
+    print(path)
+    return 0
 
 
 def _sample_data(args: argparse.Namespace, root: Path) -> int:
@@ -337,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             return _bench(args, root)
         if args.command == "serve":
             return _serve(args, root)
+        if args.command == "report":
+            return _report(args, root)
         return _run(args, root)
     except (ConfigError, PlatformError, ValueError, StageFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)

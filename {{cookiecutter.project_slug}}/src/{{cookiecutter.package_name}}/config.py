@@ -301,6 +301,18 @@ class ServingConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """``metrics:``: where a run's figures go besides its textfile, which is always written (see
+    ``ml/observability.py``)."""
+
+    # A Prometheus Pushgateway that receives every run's figures; empty: none.
+    pushgateway_url: str = ""
+    # (scope, key) of a Databricks secret holding the URL instead: read where secret scopes exist, so
+    # staging and prod read the same name from their own workspace; locally the URL above is used.
+    pushgateway_secret: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     problem_type: str
     source: str
@@ -314,6 +326,7 @@ class ProjectConfig:
     monitoring: dict[str, Any] = field(default_factory=dict)
     # None: no real-time serving (``serving: false``, or no ``serving`` section).
     serving: ServingConfig | None = None
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 PROBLEM_TYPES = ("classification", "regression")
@@ -443,7 +456,16 @@ def load_project(root: Path) -> ProjectConfig:
         inference=inference,
         monitoring=monitoring,
         serving=load_serving(raw.get("serving", False)),
+        metrics=load_metrics(raw.get("metrics")),
     )
+
+
+def load_metrics(raw: object) -> MetricsConfig:
+    """``metrics:`` (its fields were checked against the schema): absent or empty means no Pushgateway."""
+    raw = raw if isinstance(raw, dict) else {}
+    secret = raw.get("pushgateway_secret")
+    return MetricsConfig(str(raw.get("pushgateway_url") or ""),
+                         (str(secret["scope"]), str(secret["key"])) if isinstance(secret, dict) else None)
 
 
 def load_serving(raw: object) -> ServingConfig | None:

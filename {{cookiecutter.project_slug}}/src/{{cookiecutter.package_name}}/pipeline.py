@@ -4,7 +4,8 @@ A stage is a function ``(runtime, context) -> StageOutput``: the tables it wrote
 for the summary.  The runner builds the run context once (configuration, contracts, model
 name), times each stage, records it in the ``pipeline_runs`` audit table (MERGE by run id and
 stage, so a rerun with the same run id never duplicates), and returns a summary with row counts
-and Delta versions of every table a stage wrote.
+and Delta versions of every table a stage wrote.  Every run also exports its figures in the
+Prometheus format (``ml/observability.py``): the summary names the textfile and the push.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .contract import load_contracts
 from .data.gold import check_gold_expressions
 from .data.transforms import latest_per_key
 from .data.validation import import_great_expectations_in_background
+from .ml.observability import RunFigures, export
 from .names import RUNS_TABLE
 from .runtime import Runtime
 
@@ -86,10 +88,15 @@ def load_stage(name: str) -> Stage:
     return getattr(importlib.import_module(f"{__package__}.stages.{module}"), function)
 
 
+def stage_imports(name: str, *modules: str) -> bool:
+    """Whether a stage's module imports one of ``modules`` (package modules, e.g. ``ml.registry``)."""
+    target = STAGES[name]
+    return not callable(target) and not imported_modules(STAGES_DIR / f"{target.split(':')[0]}.py").isdisjoint(modules)
+
+
 def validates(name: str) -> bool:
     """Whether a stage's module imports the Great Expectations layer (``data.validation``)."""
-    target = STAGES[name]
-    return not callable(target) and imports_validation(STAGES_DIR / f"{target.split(':')[0]}.py")
+    return stage_imports(name, "data.validation")
 
 
 def preload_validation(stages: list[str]) -> threading.Thread | None:
@@ -99,11 +106,12 @@ def preload_validation(stages: list[str]) -> threading.Thread | None:
 
 
 @functools.cache
-def imports_validation(path: Path) -> bool:
-    """Read once per process: every run of a long-lived process (a notebook, the tests) asks again."""
+def imported_modules(path: Path) -> frozenset[str]:
+    """The package modules a stage module imports (``from ..x import``), read from its source once per
+    process: every run of a long-lived process (a notebook, the tests) asks again."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    return any(isinstance(node, ast.ImportFrom) and node.module == "data.validation" and node.level == 2
-               for node in tree.body)
+    return frozenset(node.module for node in tree.body
+                     if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module)
 
 
 @dataclass
@@ -132,6 +140,11 @@ class RunSummary:
     schema: str
     stages: list[StageResult] = field(default_factory=list)
     audit: TableStat | None = None
+    # The run's figures in the Prometheus text format (a textfile-collector file), and what became of
+    # the Pushgateway push (None: none configured); a problem exporting them never fails the run.
+    metrics_file: str | None = None
+    metrics_push: str | None = None
+    metrics_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -150,6 +163,9 @@ class RunSummary:
                 lines.append(f"      error: {stage.error}")
         if self.audit:
             lines.append(f"  audit: {self.audit.name}: {self.audit.rows} rows, Delta version {self.audit.version}")
+        exported = {"metrics": self.metrics_file, "metrics push": self.metrics_push,
+                    "metrics problem": self.metrics_error}
+        lines.extend(f"  {label}: {value}" for label, value in exported.items() if value)
         lines.append("all stages succeeded" if self.ok else "FAILED")
         return "\n".join(lines)
 
@@ -165,6 +181,11 @@ def resolve_stages(names: list[str]) -> list[str]:
         resolved.extend(s for s in groups.get(name, [name]) if s not in resolved)
     order = list(STAGES)
     return sorted(resolved, key=order.index)
+
+
+def selection(names: list[str], stages: list[str]) -> str:
+    """How the figures of a run are grouped: ``all``, or the names asked for (``ingest``, ``score``)."""
+    return "all" if stages == list(STAGES) else "+".join(dict.fromkeys(names))
 
 
 def record_runs(rt: Runtime, summary: RunSummary, started: dict[str, datetime]) -> None:
@@ -233,6 +254,7 @@ def run_stages(
     """Run stages in order, stopping at the first failure, and record every attempt.  The
     configuration is checked first; ``before_stages`` then runs once the checks pass (the command
     line writes sample data there, so a configuration mistake costs no sample data)."""
+    began = time.time()
     stages = resolve_stages(names)
     summary = RunSummary(run_id or uuid.uuid4().hex, rt.target, rt.platform, rt.catalog, rt.schema)
     ctx = run_context(rt, root or project_root(), summary.run_id, log, experiment, model_name, retry_files)
@@ -265,4 +287,9 @@ def run_stages(
         preload.join()  # never leave the interpreter mid-import
     record_runs(rt, summary, started)
     summary.audit = TableStat(rt.table(RUNS_TABLE), rt.row_count(RUNS_TABLE), rt.version(RUNS_TABLE))
+    ran = [stage.name for stage in summary.stages]
+    exported = export(rt, RunFigures(
+        summary.run_id, selection(names, stages), summary.stages, began, ctx.model_name, ctx.project.problem_type,
+        registry=any(stage_imports(name, "ml.registry", "ml.tracking") for name in ran)), ctx.project.metrics)
+    summary.metrics_file, summary.metrics_push, summary.metrics_error = exported.file, exported.push, exported.error
     return summary

@@ -149,6 +149,25 @@ class Monitoring(Strict):
     performance: dict[str, Bounds] = Field(default_factory=dict, description="metric: {min: x} or {max: x}")
 
 
+class SecretRef(Strict):
+    scope: str = Field(min_length=1, description="a Databricks secret scope, e.g. observability")
+    key: str = Field(min_length=1, description="a key in that scope, e.g. pushgateway_url")
+
+
+class Metrics(Strict):
+    pushgateway_url: str = Field("", description="the Pushgateway's URL, e.g. http://pushgateway:9091, or \"\" for "
+                                 "none (the textfile is written either way)")
+    pushgateway_secret: SecretRef | None = Field(None, description="{scope: <secret scope>, key: <key>}: on "
+                                                 "Databricks the Pushgateway URL is read from this secret, or null")
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("is not a URL: it should start with http:// or https://")
+        return value
+
+
 class ProjectFile(Strict):
     problem_type: Literal["classification", "regression"] = Field(description="classification or regression")
     source: Name = Field(description="the name of a contract in conf/contracts/")
@@ -162,13 +181,14 @@ class ProjectFile(Strict):
     monitoring: Monitoring = Field(default_factory=Monitoring, description="a mapping of monitoring settings")
     serving: Annotated[Serving | None, BeforeValidator(_check_switch)] = Field(
         None, description="a mapping {mode, canary_share, ...}, or false")
+    metrics: Metrics = Field(default_factory=Metrics, description="a mapping {pushgateway_url, pushgateway_secret}")
 
     @model_validator(mode="before")
     @classmethod
     def _empty_sections(cls, raw: Any) -> Any:
         """``training:`` with nothing under it is YAML null: the defaults, like an empty mapping."""
         if isinstance(raw, dict):
-            return {k: {} if v is None and k in ("training", "validation", "inference", "monitoring") else v
+            return {k: {} if v is None and k in ("training", "validation", "inference", "monitoring", "metrics") else v
                     for k, v in raw.items()}
         return raw
 

@@ -133,6 +133,14 @@ class Runtime(ABC):
     def volume_path(self, volume: str, *parts: str) -> str:
         """Path of a file in a Unity Catalog volume (a local folder when local)."""
 
+    def metrics_dir(self) -> str:
+        """The folder each run writes its Prometheus textfile to: ``metrics/`` in the landing volume."""
+        return self.volume_path(LANDING_VOLUME, "metrics")
+
+    def secret(self, scope: str, key: str) -> str | None:
+        """A secret from a Databricks secret scope; None where there are no secret scopes (local)."""
+        return None
+
     @abstractmethod
     def mlflow_uris(self) -> tuple[str, str]:
         """(tracking URI, registry URI)."""

@@ -73,6 +73,12 @@ class DatabricksRuntime(Runtime):
     def mlflow_uris(self) -> tuple[str, str]:
         return "databricks", "databricks-uc"
 
+    def secret(self, scope: str, key: str) -> str | None:
+        """``dbutils.secrets.get``: databricks-sdk's ``dbutils`` is the notebook's own on Databricks."""
+        from databricks.sdk.runtime import dbutils
+
+        return str(dbutils.secrets.get(scope=scope, key=key))
+
     def deploy_serving_endpoint(self, endpoint: ServingEndpoint) -> dict[str, object]:
         """Create the endpoint, or update only the parts that differ from ``endpoint``: the served
         entities and traffic (a new endpoint config, which Databricks rolls out without downtime), the

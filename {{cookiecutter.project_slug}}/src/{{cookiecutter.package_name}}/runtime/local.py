@@ -149,6 +149,10 @@ class LocalRuntime(Runtime):
         base = self.local_dir / "volumes" / self.catalog / self.schema / check_name("volume", volume)
         return str(base.joinpath(*parts))
 
+    def metrics_dir(self) -> str:
+        """``<local_dir>/metrics``: the folder to point node_exporter's ``--collector.textfile.directory`` at."""
+        return str(self.local_dir / "metrics")
+
     def mlflow_uris(self) -> tuple[str, str]:
         uri = f"sqlite:///{(self.local_dir / 'mlflow.db').resolve()}"
         return uri, uri

@@ -23,7 +23,12 @@ checks that need none, for every target after target merging:
   the next run, and each notebook (one stage, one set of tables it writes) belongs to one job, which
   other jobs start through ``run_job_task``;
 * least privilege in production targets (``check_least_privilege``): ``users`` / ``account users``
-  and reader groups get read rights only, and only the MLOps group may tag or alias the model.
+  and reader groups get read rights only, and only the MLOps group may tag or alias the model;
+* dashboards and SQL alerts (``check_dashboards``, ``check_alerts``): each ``.lvdash.json`` file exists
+  and is a dashboard (datasets, pages, widgets that name existing datasets and fields, declared query
+  parameters), every table a query reads is one this project writes or a documented system table, the
+  warehouse is a lookup by name or a warehouse id; notification destinations (``check_notifications``)
+  are UUIDs, named by the variable that holds them.
 
 Each problem is one line: ``<file>: <key path>: <what is wrong>``.
 """
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import json
 import os
 import re
 import sys
@@ -42,7 +48,9 @@ from typing import Any
 
 import yaml
 
-from ..config import load_yaml
+from .. import names
+from ..config import ConfigError, load_project, load_yaml
+from ..contract import load_contracts
 
 NOTEBOOK_HEADER = "# Databricks notebook source"
 ROOT_KEYS = {
@@ -85,6 +93,8 @@ PRINCIPAL_FIELDS = ("group_name", "user_name", "service_principal_name")
 
 def resource_classes() -> dict[str, type]:
     """Resource type (as in ``resources:``) to its typed dataclass in databricks-bundles."""
+    from databricks.bundles.alerts import Alert
+    from databricks.bundles.dashboards import Dashboard
     from databricks.bundles.experiments import MlflowExperiment
     from databricks.bundles.jobs import Job
     from databricks.bundles.model_serving_endpoints import ModelServingEndpoint
@@ -101,6 +111,8 @@ def resource_classes() -> dict[str, type]:
         "experiments": MlflowExperiment,
         "quality_monitors": QualityMonitor,
         "model_serving_endpoints": ModelServingEndpoint,
+        "dashboards": Dashboard,
+        "alerts": Alert,
     }
 
 
@@ -111,6 +123,10 @@ class Bundle:
     origins: dict[tuple[str, str], Path] = field(default_factory=dict)  # (type, key) -> file
     problems: list[str] = field(default_factory=list)
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> resolved variables
+    # Tables the pipeline writes (name -> where it is declared) and whether real-time serving is
+    # configured: what dashboard and alert queries may read (see project_tables).
+    written: dict[str, str] = field(default_factory=dict)
+    serving: bool = False
 
     def rel(self, path: Path) -> str:
         try:
@@ -262,7 +278,10 @@ def resolve_variables(
             values[name] = os.environ[env_name]
         elif name in target_vars:
             value = target_vars[name]
-            values[name] = value.get("default") if isinstance(value, dict) and "lookup" not in value else value
+            if isinstance(value, dict) and "lookup" in value:
+                values[name] = f"<lookup:{name}>"
+            else:
+                values[name] = value.get("default", value) if isinstance(value, dict) else value
         elif "default" in spec:
             values[name] = spec["default"]
         elif "lookup" in spec:
@@ -452,6 +471,9 @@ def check(root: Path, targets: list[str] | None = None, cli_vars: dict[str, str]
     if len(defaults) > 1:
         problems.append(f"databricks.yml: targets: more than one default target ({', '.join(defaults)})")
     chosen = targets or declared
+    resources = bundle.config.get("resources") or {}
+    if resources.get("dashboards") or resources.get("alerts"):
+        bundle.written, bundle.serving = project_tables(root, problems), _serving_configured(root)
     for name in chosen:
         if name not in declared:
             problems.append(f"databricks.yml: targets.{name}: no such target (have {', '.join(declared)})")
@@ -461,6 +483,13 @@ def check(root: Path, targets: list[str] | None = None, cli_vars: dict[str, str]
         check_policies(bundle, merged, name, problems)
         check_single_writer(bundle, merged, name, problems)
         check_least_privilege(bundle, merged, name, problems)
+        # The target as written, before ${...} substitution: it names the variable behind a value.
+        raw = merge_target(bundle.config, name, [])
+        raw.pop("_target_variables")
+        check_dashboards(bundle, merged, raw, name, problems)
+        check_alerts(bundle, merged, raw, name, problems)
+        check_notifications(bundle, merged, raw, name, problems)
+    check_variable_types(bundle.config, problems)
     unique = list(dict.fromkeys(problems))
     return unique, [t for t in chosen if t in declared]
 
@@ -695,6 +724,436 @@ def check_least_privilege(bundle: Bundle, merged: dict[str, Any], target: str, p
                     problems.append(f"{where}: target {target}: {principal!r} has {right} on the registered model, "
                                     f"which lets it tag versions or move @champion. Fix: leave {right} to the "
                                     f"MLOps group {mlops!r} (variable mlops_group) and grant {principal!r} EXECUTE")
+
+
+# Dashboards and alerts may read these system tables besides the project's own (a name ending in ".*"
+# allows the whole schema). Documented at https://docs.databricks.com/admin/system-tables/ (billing,
+# jobs); viewers need SELECT on them, which account admins grant.
+SYSTEM_TABLES = ("system.billing.usage", "system.billing.list_prices", "system.lakeflow.*")
+# Written by a Lakehouse Monitoring quality monitor next to its table (resources/monitoring.yml).
+MONITOR_SUFFIXES = ("_profile_metrics", "_drift_metrics")
+# The AI gateway of the serving endpoint (stages/deploy_serving.py) logs to <model>_serving_payload.
+SERVING_PAYLOAD_SUFFIX = "_serving_payload"
+# Job events that reach the notification destinations (besides e-mail): failures and health-rule breaches.
+WEBHOOK_EVENTS = ("on_failure", "on_duration_warning_threshold_exceeded")
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# A SQL warehouse id: the last part of its HTTP path /sql/1.0/warehouses/<id>.
+WAREHOUSE_ID = re.compile(r"[0-9a-f]{16}")
+CATALOG_REF, PROJECT_SCHEMA_REF = "${var.catalog}", "${resources.schemas.project_schema.name}"
+SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+SQL_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# FROM inside these functions is not a table: EXTRACT(HOUR FROM ts), TRIM(BOTH ' ' FROM s), ...
+FROM_IN_FUNCTION = re.compile(r"\b(EXTRACT|TRIM|SUBSTRING|OVERLAY)\s*\(([^()]*?)\bFROM\b", re.I)
+SQL_IDENT = r"(?:`[^`]+`|[A-Za-z_][\w$]*)"
+TABLE_AFTER = re.compile(rf"\b(?:FROM|JOIN)\s+({SQL_IDENT}(?:\s*\.\s*{SQL_IDENT})*)(\s*\()?", re.I)
+CTE_NAME = re.compile(rf"(?:\bWITH(?:\s+RECURSIVE)?|,)\s*({SQL_IDENT})\s+AS\s*\(", re.I)
+QUERY_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+DASHBOARD_SUFFIX = ".lvdash.json"
+
+
+def _sql_code(query: str) -> tuple[str, dict[str, str]]:
+    """The query without comments and string literals, ``${...}`` references replaced by
+    placeholders (returned with what they stand for), so keywords inside text are not read."""
+    refs: dict[str, str] = {}
+
+    def hide(match: re.Match[str]) -> str:
+        key = f"__ref{len(refs)}__"
+        refs[key] = match.group(0)
+        return key
+
+    code = REFERENCE.sub(hide, query)
+    code = SQL_STRING.sub("''", SQL_COMMENT.sub(" ", code))
+    return FROM_IN_FUNCTION.sub(lambda m: f"{m.group(1)}({m.group(2)},", code), refs
+
+
+def tables_read(query: str) -> list[str]:
+    """Every table a SQL query reads (after FROM or JOIN), dotted, without backticks; common table
+    expressions, subqueries and table functions are not tables."""
+    code, refs = _sql_code(query)
+    ctes = {m.group(1).strip("`").lower() for m in CTE_NAME.finditer(code)}
+    found = []
+    for match in TABLE_AFTER.finditer(code):
+        if match.group(2):  # a table function such as range(10)
+            continue
+        parts = [part.strip().strip("`") for part in re.split(rf"\s*\.\s*(?={SQL_IDENT})", match.group(1))]
+        name = ".".join(refs.get(part, part) for part in parts)
+        if not (len(parts) == 1 and name.lower() in ctes) and name not in found:
+            found.append(name)
+    return found
+
+
+def query_parameters(query: str) -> set[str]:
+    """The ``:name`` parameter markers of a dashboard query."""
+    return set(QUERY_PARAMETER.findall(_sql_code(query)[0]))
+
+
+def project_tables(root: Path, problems: list[str]) -> dict[str, str]:
+    """Tables the pipeline writes, each with where its name is declared: names.py (``*_TABLE``) and
+    each contract's medallion tables (conf/contracts)."""
+    written = {str(value): "names.py" for key, value in vars(names).items()
+               if key.endswith("_TABLE") and isinstance(value, str)}
+    try:
+        contracts = load_contracts(root)
+    except (ConfigError, OSError) as exc:
+        problems.append(f"conf/contracts: cannot read the contracts, so dashboard and alert queries are checked "
+                        f"against names.py only: {exc}".replace("\n", " "))
+        return written
+    for contract in contracts.values():
+        where = f"conf/contracts ({contract.name})"
+        for table in (contract.bronze_table, contract.silver_table, contract.staging_table,
+                      contract.quarantine_table, contract.gold_table):
+            written[table] = where
+        # data/features.feature_spec names the feature table (not imported here: it needs Spark).
+        written[f"features_{contract.gold.table}"] = where
+    return written
+
+
+def _serving_configured(root: Path) -> bool:
+    """Whether conf/project.yml configures real-time serving: only then does the endpoint's
+    inference table exist for dashboards to read."""
+    try:
+        return load_project(root).serving is not None
+    except (ConfigError, OSError):
+        return False
+
+
+def target_tables(bundle: Bundle, merged: dict[str, Any], target: str) -> dict[str, str]:
+    """The project's tables in one target: the pipeline's, the quality monitors' outputs and, with
+    real-time serving configured, the endpoint's inference table (named after ``var.model_name``)."""
+    written = dict(bundle.written)
+    for key, monitor in ((merged.get("resources") or {}).get("quality_monitors") or {}).items():
+        table = str((monitor or {}).get("table_name", "")).rsplit(".", 1)[-1]
+        for suffix in MONITOR_SUFFIXES:
+            written[table + suffix] = f"resources.quality_monitors.{key}"
+    model = bundle.variables.get(target, {}).get("model_name")
+    if bundle.serving and isinstance(model, str):
+        written[model + SERVING_PAYLOAD_SUFFIX] = "the serving endpoint's AI gateway (stages/deploy_serving.py)"
+    return written
+
+
+def is_documented_system_table(name: str) -> bool:
+    """Whether ``name`` is on the SYSTEM_TABLES allow-list (``system.<schema>.*`` allows the schema)."""
+    lowered = name.lower()
+    return any(lowered == allowed or (allowed.endswith(".*") and lowered.startswith(allowed[:-1])
+                                      and lowered.count(".") == 2) for allowed in SYSTEM_TABLES)
+
+
+def _unknown_table_fix(name: str, written: dict[str, str]) -> str:
+    monitor = next((s for s in MONITOR_SUFFIXES if name.lower().endswith(s)), None)
+    if monitor:
+        return ("a quality monitor writes it: keep resources/monitoring.yml (include_monitoring), or read the "
+                f"project's own {names.DRIFT_TABLE} instead")
+    if name.lower().endswith(SERVING_PAYLOAD_SUFFIX):
+        return ("the serving endpoint writes <model_name>" + SERVING_PAYLOAD_SUFFIX + "; name it after the "
+                "target's model_name variable, and configure serving in conf/project.yml")
+    return ("correct the name, or have a stage write the table and declare its name in names.py "
+            f"(known: {', '.join(sorted(written))})")
+
+
+def table_problems(query: str, written: dict[str, str], *, bare_allowed: bool, qualified_as: set[str]) -> list[str]:
+    """What is wrong with the tables a query reads: each is a project table (bare when the resource
+    sets the default catalog and schema, else qualified as one of ``qualified_as`` + ``.table``) or a
+    documented system table."""
+    found = []
+    known = {t.lower() for t in written}
+    for name in tables_read(query):
+        parts = name.split(".")
+        if parts[0].lower() == "system":
+            if not is_documented_system_table(name):
+                found.append(f"reads {name!r}, which is not a documented system table this project may read. "
+                             f"Fix: use one of {', '.join(SYSTEM_TABLES)}, or add it to SYSTEM_TABLES in "
+                             "tools/bundle_check.py with a reason")
+            continue
+        table, prefix = parts[-1], ".".join(parts[:-1])
+        if len(parts) == 1 and not bare_allowed:
+            found.append(f"reads {name!r} without catalog and schema. Fix: write "
+                         f"{CATALOG_REF}.{PROJECT_SCHEMA_REF}.{name}")
+        elif len(parts) > 1 and prefix not in qualified_as:
+            fix = (f"write the bare name {table!r}: the dashboard's dataset_catalog and dataset_schema pick "
+                   "each target's catalog and schema" if bare_allowed else
+                   f"write {CATALOG_REF}.{PROJECT_SCHEMA_REF}.{table}, the schema of this target")
+            found.append(f"reads {name!r}, outside the project's schema. Fix: {fix}")
+        elif table.lower() not in known:
+            found.append(f"reads {table!r}, which this project does not write. Fix: "
+                         f"{_unknown_table_fix(table, written)}")
+    return found
+
+
+def _var_name(value: Any) -> str | None:
+    """``x`` when ``value`` is exactly ``${var.x}``."""
+    match = REFERENCE.fullmatch(value) if isinstance(value, str) else None
+    return match.group(1)[4:] if match and match.group(1).startswith("var.") else None
+
+
+def _effective_spec(config: dict[str, Any], target: str, name: str) -> Any:
+    """What a target gives a variable: its override, else the declaration."""
+    override = (((config.get("targets") or {}).get(target) or {}).get("variables") or {})
+    if name in override:
+        return override[name]
+    return (config.get("variables") or {}).get(name)
+
+
+def check_warehouse(bundle: Bundle, where: str, raw: Any, value: Any, target: str, problems: list[str]) -> None:
+    """A warehouse is found by name (``lookup: {warehouse: <name>}``) or given by id (16 hex digits);
+    anything else fails only at deploy time."""
+    var = _var_name(raw)
+    fix = ("Fix: set the warehouse_id variable (targets." + target + ".variables.warehouse_id) to the id, the last "
+           "part of the warehouse's HTTP path /sql/1.0/warehouses/<id>, or to lookup: {warehouse: <its name>}")
+    if isinstance(value, str) and value.startswith("<lookup:"):
+        spec = _effective_spec(bundle.config, target, var or "")
+        lookup = spec.get("lookup") if isinstance(spec, dict) else None
+        if not (isinstance(lookup, dict) and set(lookup) == {"warehouse"} and str(lookup["warehouse"]).strip()):
+            problems.append(f"{where}.warehouse_id: variable {var!r} in target {target} looks up {lookup!r}, not a "
+                            f"SQL warehouse by name. {fix}")
+        return
+    if not (isinstance(value, str) and WAREHOUSE_ID.fullmatch(value)):
+        named = f" (variable {var!r})" if var else ""
+        problems.append(f"{where}.warehouse_id: {value!r}{named} in target {target} is not a SQL warehouse id. {fix}")
+
+
+def check_dashboards(bundle: Bundle, merged: dict[str, Any], raw: dict[str, Any], target: str,
+                     problems: list[str]) -> None:
+    """Each dashboard's file exists and is a dashboard, and its queries read only the project's
+    tables (bare names: ``dataset_catalog``/``dataset_schema`` pick the target's schema, since the CLI
+    does not substitute ``${...}`` inside the file) or documented system tables."""
+    written = target_tables(bundle, merged, target)
+    raw_items = (raw.get("resources") or {}).get("dashboards") or {}
+    for key, spec in ((merged.get("resources") or {}).get("dashboards") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        origin = bundle.origins.get(("dashboards", key), bundle.root / "databricks.yml")
+        where = f"{bundle.rel(origin)}: resources.dashboards.{key}"
+        check_warehouse(bundle, where, (raw_items.get(key) or {}).get("warehouse_id"), spec.get("warehouse_id"),
+                        target, problems)
+        file_path = spec.get("file_path")
+        if not file_path:
+            problems.append(f"{where}.file_path: missing. Fix: point it at the dashboard's {DASHBOARD_SUFFIX} file, "
+                            "relative to this YAML file")
+            continue
+        path = origin.parent / str(file_path)
+        if not str(file_path).endswith(DASHBOARD_SUFFIX) or not path.is_file():
+            problems.append(f"{where}.file_path: {file_path!r} is not an existing {DASHBOARD_SUFFIX} file (relative "
+                            f"to {bundle.rel(origin)}). Fix: correct the path or export the dashboard there")
+            continue
+        scoped = bool(spec.get("dataset_catalog")) and bool(spec.get("dataset_schema"))
+        for line in dashboard_problems(path.read_text(encoding="utf-8"), written, scoped=scoped):
+            problems.append(f"{bundle.rel(path)} (resources.dashboards.{key}): {line}")
+
+
+def dashboard_problems(text: str, written: dict[str, str], scoped: bool = True) -> list[str]:
+    """What is wrong with one ``.lvdash.json`` file: its structure (datasets with a name and a
+    query, declared ``:parameters``; pages whose widgets have a spec and query existing datasets and
+    fields) and the tables its queries read."""
+    try:
+        board = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return [f"not valid JSON: {exc}. Fix: export the dashboard again (File > Export) or repair the JSON"]
+    if not isinstance(board, dict) or not isinstance(board.get("datasets"), list) \
+            or not isinstance(board.get("pages"), list) or not board["pages"]:
+        return ["not a dashboard: the top level needs 'datasets' (a list) and 'pages' (a non-empty list). "
+                "Fix: export the dashboard again (File > Export)"]
+    found: list[str] = []
+    datasets: dict[str, dict[str, Any]] = {}
+    for i, dataset in enumerate(board["datasets"]):
+        name = dataset.get("name") if isinstance(dataset, dict) else None
+        if not isinstance(name, str) or not name:
+            found.append(f"datasets[{i}]: needs a 'name'. Fix: give it a short unique name")
+            continue
+        label = f"dataset {name!r}"
+        if name in datasets:
+            found.append(f"{label}: the name is used twice. Fix: rename one")
+        datasets[name] = dataset
+        lines = dataset.get("queryLines")
+        query = "".join(lines) if isinstance(lines, list) else dataset.get("query")
+        if not isinstance(query, str) or not query.strip():
+            found.append(f"{label}: no query. Fix: give it 'queryLines' (a list of lines, each ending in \\n)")
+            continue
+        declared = {p.get("keyword") for p in dataset.get("parameters") or [] if isinstance(p, dict)}
+        for missing in sorted(query_parameters(query) - declared):
+            found.append(f"{label}: the query uses :{missing}, which its 'parameters' do not declare. Fix: add "
+                         f"a parameter with keyword {missing!r} and a defaultSelection")
+        for problem in table_problems(query, written, bare_allowed=scoped, qualified_as=set()):
+            found.append(f"{label}: {problem}")
+        if not scoped and any("." not in t for t in tables_read(query)):
+            found.append(f"{label}: reads tables by bare name but the dashboard resource sets no dataset_catalog "
+                         f"and dataset_schema. Fix: set dataset_catalog: {CATALOG_REF} and dataset_schema: "
+                         f"{PROJECT_SCHEMA_REF}")
+    widgets: set[str] = set()
+    for p, page in enumerate(board["pages"]):
+        if not isinstance(page, dict) or not isinstance(page.get("layout"), list):
+            found.append(f"pages[{p}]: needs a 'layout' list. Fix: export the dashboard again")
+            continue
+        for w, item in enumerate(page["layout"]):
+            found.extend(_widget_problems(item, f"pages[{p}].layout[{w}]", datasets, widgets))
+    return found
+
+
+def _widget_problems(item: Any, place: str, datasets: dict[str, dict[str, Any]], seen: set[str]) -> list[str]:
+    widget = item.get("widget") if isinstance(item, dict) else None
+    position = item.get("position") if isinstance(item, dict) else None
+    if not isinstance(widget, dict) or not isinstance(position, dict):
+        return [f"{place}: needs a 'widget' and a 'position'. Fix: export the dashboard again"]
+    name = widget.get("name")
+    found = []
+    where = f"{place} (widget {name!r})"
+    if name in seen:
+        found.append(f"{where}: the widget name is used twice. Fix: rename one")
+    seen.add(name)
+    if not all(isinstance(position.get(k), int) for k in ("x", "y", "width", "height")):
+        found.append(f"{where}.position: needs integer x, y, width and height")
+    if "textbox_spec" in widget or "multilineTextboxSpec" in widget:
+        return found
+    spec = widget.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("widgetType"), str) \
+            or not isinstance(spec.get("version"), int):
+        return [*found, f"{where}.spec: needs 'widgetType' and an integer 'version'. Fix: export the dashboard again"]
+    fields: set[str] = set()
+    before = len(found)
+    for q, query in enumerate(widget.get("queries") or []):
+        body = query.get("query") if isinstance(query, dict) else None
+        dataset = body.get("datasetName") if isinstance(body, dict) else None
+        if dataset not in datasets:
+            found.append(f"{where}.queries[{q}].query.datasetName: {dataset!r} is not a dataset of this dashboard "
+                         f"(have {', '.join(sorted(datasets)) or 'none'}). Fix: name one of them")
+            continue
+        text = "".join(datasets[dataset].get("queryLines") or []) or str(datasets[dataset].get("query", ""))
+        selects_all = re.search(r"(^|[\s,.])\*(\s|,|$)", _sql_code(text)[0]) is not None
+        for field_spec in body.get("fields") or []:
+            fields.add(str(field_spec.get("name")))
+            for column in re.findall(r"`([^`]+)`", str(field_spec.get("expression", ""))):
+                if column != "*" and not selects_all and not re.search(rf"\b{re.escape(column)}\b", text):
+                    found.append(f"{where}: field {field_spec.get('name')!r} reads column {column!r}, which dataset "
+                                 f"{dataset!r} does not select. Fix: select it in the query or correct the name")
+    for used in _field_names(spec.get("encodings")) if len(found) == before else ():
+        if used not in fields:
+            found.append(f"{where}.spec.encodings: fieldName {used!r} is not a field of the widget's queries "
+                         f"(have {', '.join(sorted(fields)) or 'none'}). Fix: add it to the query's fields")
+    return found
+
+
+def _field_names(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "fieldName" and isinstance(value, str):
+                yield value
+            else:
+                yield from _field_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _field_names(value)
+
+
+def check_alerts(bundle: Bundle, merged: dict[str, Any], raw: dict[str, Any], target: str,
+                 problems: list[str]) -> None:
+    """Each SQL alert reads the project's tables in this target's schema (an alert has no default
+    catalog or schema, so its query names ``${var.catalog}.${resources.schemas.project_schema.name}``)
+    or documented system tables, and evaluates a column its query returns."""
+    written = target_tables(bundle, merged, target)
+    variables = bundle.variables.get(target, {})
+    qualified = {f"{variables.get('catalog')}.{PROJECT_SCHEMA_REF}", f"{variables.get('catalog')}.{variables.get('schema')}"}
+    raw_items = (raw.get("resources") or {}).get("alerts") or {}
+    for key, spec in ((merged.get("resources") or {}).get("alerts") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        origin = bundle.origins.get(("alerts", key), bundle.root / "databricks.yml")
+        where = f"{bundle.rel(origin)}: resources.alerts.{key}"
+        check_warehouse(bundle, where, (raw_items.get(key) or {}).get("warehouse_id"), spec.get("warehouse_id"),
+                        target, problems)
+        query = spec.get("query_text")
+        if not isinstance(query, str):
+            continue
+        for problem in table_problems(query, written, bare_allowed=False, qualified_as=qualified):
+            problems.append(f"{where}.query_text: {problem}")
+        column = ((spec.get("evaluation") or {}).get("source") or {}).get("name")
+        if isinstance(column, str) and not _returns_column(query, column):
+            problems.append(f"{where}.evaluation.source.name: {column!r} is not a column of query_text. Fix: "
+                            f"return it from the query (... AS {column})")
+
+
+def _returns_column(query: str, column: str) -> bool:
+    """Whether a query returns ``column``: an alias (``... AS column``) or a plain selected column."""
+    name = rf"`?{re.escape(column)}`?"
+    pattern = rf"(\bAS\s+{name}|(\bSELECT(\s+DISTINCT)?|,)\s*(\w+\.)?{name}\s*(,|\bFROM\b|$))"
+    return re.search(pattern, _sql_code(query)[0], re.I) is not None
+
+
+def _destination_problems(items: Any, id_key: str, source: str, target: str) -> list[str]:
+    """What is wrong with a list of notification destinations (``{id_key: <uuid>}``) or alert
+    subscriptions (``user_email`` or ``destination_id``); ``source`` names where the list is set."""
+    shape = "a list of {" + id_key + ": <destination UUID>}" + (" or {user_email: <address>}" if id_key != "id" else "")
+    fix = (f"Fix: copy each id from Settings > Notifications > Notification destinations (or `databricks "
+           f"notification-destinations list`) into {source}, as {shape}; [] sends none")
+    if not isinstance(items, list):
+        return [f"{items!r} is not {shape}. {fix}"]
+    found = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            found.append(f"[{i}]: {item!r} is not a mapping. {fix}")
+        elif id_key in item:
+            if not (isinstance(item[id_key], str) and UUID.fullmatch(item[id_key])):
+                found.append(f"[{i}].{id_key}: {item[id_key]!r} is not a notification destination id (a UUID such as "
+                             f"00000000-0000-0000-0000-000000000000). {fix}")
+        elif id_key != "id" and isinstance(item.get("user_email"), str):
+            if "@" not in item["user_email"]:
+                found.append(f"[{i}].user_email: {item['user_email']!r} is not an e-mail address. {fix}")
+        else:
+            found.append(f"[{i}]: {item!r} names no {id_key}. {fix}")
+    return found
+
+
+def check_notifications(bundle: Bundle, merged: dict[str, Any], raw: dict[str, Any], target: str,
+                        problems: list[str]) -> None:
+    """Every job sends failures and duration breaches to webhook destinations, and job webhook
+    notifications and alert subscriptions name destinations by UUID. A list set through a variable is
+    reported once, against the variable and this target."""
+    resources = merged.get("resources") or {}
+    raw_resources = raw.get("resources") or {}
+    places: list[tuple[str, Any, Any, str]] = []
+    for key, job in (resources.get("jobs") or {}).items():
+        raw_hooks = (((raw_resources.get("jobs") or {}).get(key) or {}).get("webhook_notifications") or {})
+        origin = bundle.rel(bundle.origins.get(("jobs", key), bundle.root / "databricks.yml"))
+        missing = [e for e in WEBHOOK_EVENTS if e not in ((job or {}).get("webhook_notifications") or {})]
+        if missing:
+            problems.append(f"{origin}: resources.jobs.{key}.webhook_notifications: no {' or '.join(missing)}, so "
+                            "the target's notification destinations never hear of it. Fix: set each to "
+                            "${var.notification_destinations}")
+        for event, items in ((job or {}).get("webhook_notifications") or {}).items():
+            places.append((f"{origin}: resources.jobs.{key}.webhook_notifications.{event}", raw_hooks.get(event),
+                           items, "id"))
+    for key, alert in (resources.get("alerts") or {}).items():
+        raw_alert = (raw_resources.get("alerts") or {}).get(key) or {}
+        raw_subs = ((raw_alert.get("evaluation") or {}).get("notification") or {}).get("subscriptions")
+        subs = (((alert or {}).get("evaluation") or {}).get("notification") or {}).get("subscriptions")
+        if subs is not None:
+            origin = bundle.rel(bundle.origins.get(("alerts", key), bundle.root / "databricks.yml"))
+            places.append((f"{origin}: resources.alerts.{key}.evaluation.notification.subscriptions", raw_subs, subs,
+                           "destination_id"))
+    for where, raw_items, items, id_key in places:
+        var = _var_name(raw_items)
+        if var:
+            where, source = f"databricks.yml: variables.{var} (target {target})", f"targets.{target}.variables.{var}"
+        else:
+            source = where.split(": ", 1)[1]
+        problems.extend(f"{where}: {line}" for line in _destination_problems(items, id_key, source, target))
+
+
+def check_variable_types(config: dict[str, Any], problems: list[str]) -> None:
+    """A variable holding a list or mapping must say ``type: complex``: the CLI rejects it otherwise."""
+    declared = config.get("variables") or {}
+    for name, spec in declared.items():
+        values = [("default", spec.get("default"))] if isinstance(spec, dict) else []
+        for target, tspec in (config.get("targets") or {}).items():
+            override = ((tspec or {}).get("variables") or {}).get(name)
+            if override is not None and not (isinstance(override, dict) and "lookup" in override):
+                values.append((f"targets.{target}", override))
+        complex_type = isinstance(spec, dict) and spec.get("type") == "complex"
+        for place, value in values:
+            if isinstance(value, list | dict) and not complex_type and place == "default":
+                problems.append(f"databricks.yml: variables.{name}: the default is a "
+                                f"{'list' if isinstance(value, list) else 'mapping'}. Fix: add type: complex")
+            if isinstance(value, list) and not complex_type and place != "default":
+                problems.append(f"databricks.yml: {place}.variables.{name}: a list for a variable that is not "
+                                "type: complex. Fix: add type: complex to its declaration")
 
 
 def parse_vars(pairs: list[str]) -> dict[str, str]:
