@@ -8,6 +8,7 @@ and shadow answers logged and never returned.  Every ``run all`` writes the run 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -27,14 +28,11 @@ from deltalake import DeltaTable
 from pandas import isnull
 from prometheus_client.parser import text_string_to_metric_families
 from render import render
+from selenium.webdriver.common.by import By
 
 # The drifted week is a November week: its temperature, its demand history (the label's lags and means) and
 # the predicted demand differ from the whole training year.
 SEASONAL = {"temperature_c", "label_lag_1", "label_lag_52", "label_mean_4", "label_mean_13", "prediction", "none"}
-# Debian's chromium and chromium-driver (.ci/run installs them); selenium is given both paths, so it
-# downloads nothing.
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CASES: dict[str, tuple[dict[str, str], list[str] | None]] = {
     "default": ({}, None),
     "regression-many-models": ({"problem_type": "regression"}, ["category"]),
@@ -62,25 +60,21 @@ def report(project: Path) -> tuple[int, str, str]:
     return result.returncode, lines[-1] if lines else "", result.stderr
 
 
+def project_module(page: Path, name: str) -> Any:
+    """A helper module of the generated project's tests (``tests/<name>.py``), for the project whose
+    report ``page`` is: the harness drives the browser exactly as the project's own tests do."""
+    project = next(p for p in page.parents if (p / ".cookiecutter.json").is_file())
+    spec = importlib.util.spec_from_file_location(f"project_{name}", project / "tests" / f"{name}.py")
+    assert spec and spec.loader, project
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def browse(page: Path, profile: Path) -> dict[str, Any]:
     """What headless Chromium shows of ``page``: each chart's rendered size, each table's rows, the
     console's errors, and a screenshot of the whole page saved beside it."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} not found: the run report is tested in a real browser. Fix: "
-                    "apt-get install chromium chromium-driver (.ci/run does it as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1280,1600", f"--user-data-dir={profile}"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = project_module(page, "browser").start_chromium(profile)
     try:
         driver.get(page.as_uri())
         seen: dict[str, Any] = {

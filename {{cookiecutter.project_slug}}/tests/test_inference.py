@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -30,6 +33,21 @@ from {{ cookiecutter.package_name }}.names import (
 pytestmark = pytest.mark.sail
 LOOP = ["check", "train", "validate", "promote", "score", "monitor"]
 # ``looped`` (tests/conftest.py): the lake after one run of LOOP, shared with tests/test_report.py.
+
+
+@contextmanager
+def champion_copy_as_challenger(root: Path) -> Iterator[tuple[Any, str, Any, Any]]:
+    """A new version with the champion's files (the same answers) as @challenger, for as long as the
+    test needs it: (client, model name, the champion, the copy)."""
+    client = registry.mlflow_client()
+    name = load_project(root).model_name
+    champion = client.get_model_version_by_alias(name, "champion")
+    copy = client.create_model_version(name, champion.source, run_id=champion.run_id)
+    client.set_registered_model_alias(name, "challenger", copy.version)
+    try:
+        yield client, name, champion, copy
+    finally:
+        client.delete_registered_model_alias(name, "challenger")
 
 
 def run(rt, root, stages):
@@ -128,12 +146,7 @@ def test_the_inventory_has_one_row_per_version_and_a_rerun_replaces_it(looped):
     """A second version (the champion's files, never scored) as @challenger: one row each, with its
     aliases, training data versions and last scoring time; a second inventory replaces the rows."""
     rt, root, _ = looped
-    client = registry.mlflow_client()
-    name = load_project(root).model_name
-    champion = client.get_model_version_by_alias(name, "champion")
-    extra = client.create_model_version(name, champion.source, run_id=champion.run_id)
-    client.set_registered_model_alias(name, "challenger", extra.version)
-    try:
+    with champion_copy_as_challenger(root) as (client, name, champion, extra):
         versions = {int(v.version) for v in client.search_model_versions(f"name = '{name}'")}
         details = run(rt, root, ["inventory"])["inventory"]
         first = rt.read(INVENTORY_TABLE).toPandas().set_index("version")
@@ -154,8 +167,6 @@ def test_the_inventory_has_one_row_per_version_and_a_rerun_replaces_it(looped):
         assert sorted(again.index) == sorted(first.index), "replaced, never duplicated"
         assert (again["inventoried_at"] > first["inventoried_at"]).all()
         assert again["versions_from"].equals(first["versions_from"])
-    finally:
-        client.delete_registered_model_alias(name, "challenger")
 
 
 def test_scoring_and_monitoring_reruns_are_idempotent(looped):
@@ -189,12 +200,7 @@ def test_shadow_scoring_compares_the_challenger_and_feeds_the_promotion_gate(loo
     score shadow-scores it on the same rows, monitor compares the two on labelled rows and records the
     verdict where the promotion gate reads it; a rerun adds nothing."""
     rt, root, _ = looped
-    client = registry.mlflow_client()
-    name = load_project(root).model_name
-    champion = client.get_model_version_by_alias(name, "champion")
-    second = client.create_model_version(name, champion.source, run_id=champion.run_id)
-    client.set_registered_model_alias(name, "challenger", second.version)
-    try:
+    with champion_copy_as_challenger(root) as (client, name, _, second):
         assert "batch(es), 0 of the latest 0 worse" in registry.shadow_shortfall(client, name, second, 1)
         details = run(rt, root, ["score", "monitor"])
         assert details["score"]["shadow_version"] == str(second.version)
@@ -214,5 +220,3 @@ def test_shadow_scoring_compares_the_challenger_and_feeds_the_promotion_gate(loo
         assert rt.read(SHADOW_TABLE).count() == 1
         assert registry.shadow_shortfall(client, name, second, 1) is None  # one verdict per batch, not per run
         assert "latest 2" in registry.shadow_shortfall(client, name, second, 2)
-    finally:
-        client.delete_registered_model_alias(name, "challenger")

@@ -5,7 +5,6 @@ tables rendered with a size, no console error, and a screenshot kept next to the
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from browser import start_chromium
 from pyspark.sql import functions as F
 from selenium.webdriver.common.by import By
 
@@ -24,32 +24,9 @@ from {{ cookiecutter.package_name }}.contract import load_contracts
 from {{ cookiecutter.package_name }}.names import DRIFT_TABLE, RUNS_TABLE
 from {{ cookiecutter.package_name }}.tools import report
 
-# Debian's packages (apt-get install chromium chromium-driver); GitHub's and Azure's Ubuntu images ship both
-# at the same paths.  Selenium is given both, so it never downloads a browser or a driver.
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHARTS = {"chart-psi", "chart-performance", "chart-versions", "chart-quarantine"}
 TABLES_WITH_ROWS = {"latest-run", "recent-runs", "psi-latest", "performance", "model-versions", "alias-history",
                     "quarantine-reasons", "ingest-batches", "data-expectations", "model-checks"}
-
-
-def start_chromium(profile: Path) -> Any:
-    """Headless Chromium driven by its own chromedriver, logging the page's console."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} not found: the run report is tested in a real browser. Fix: "
-                    "apt-get install chromium chromium-driver (as root; Debian's packages)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1280,1600", f"--user-data-dir={profile}"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
 @contextmanager

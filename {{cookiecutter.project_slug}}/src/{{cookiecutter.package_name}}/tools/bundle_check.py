@@ -911,20 +911,28 @@ def check_warehouse(bundle: Bundle, where: str, raw: Any, value: Any, target: st
         problems.append(f"{where}.warehouse_id: {value!r}{named} in target {target} is not a SQL warehouse id. {fix}")
 
 
+def warehouse_resources(bundle: Bundle, merged: dict[str, Any], raw: dict[str, Any], kind: str, target: str,
+                        problems: list[str]) -> Iterator[tuple[str, Path, str, dict[str, Any]]]:
+    """Each resource of ``kind`` (dashboards, alerts) that runs on a SQL warehouse, as (its key, the file
+    declaring it, where that is, its merged spec), its ``warehouse_id`` checked on the way."""
+    raw_items = (raw.get("resources") or {}).get(kind) or {}
+    for key, spec in ((merged.get("resources") or {}).get(kind) or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        origin = bundle.origins.get((kind, key), bundle.root / "databricks.yml")
+        where = f"{bundle.rel(origin)}: resources.{kind}.{key}"
+        check_warehouse(bundle, where, (raw_items.get(key) or {}).get("warehouse_id"), spec.get("warehouse_id"),
+                        target, problems)
+        yield key, origin, where, spec
+
+
 def check_dashboards(bundle: Bundle, merged: dict[str, Any], raw: dict[str, Any], target: str,
                      problems: list[str]) -> None:
     """Each dashboard's file exists and is a dashboard, and its queries read only the project's
     tables (bare names: ``dataset_catalog``/``dataset_schema`` pick the target's schema, since the CLI
     does not substitute ``${...}`` inside the file) or documented system tables."""
     written = target_tables(bundle, merged, target)
-    raw_items = (raw.get("resources") or {}).get("dashboards") or {}
-    for key, spec in ((merged.get("resources") or {}).get("dashboards") or {}).items():
-        if not isinstance(spec, dict):
-            continue
-        origin = bundle.origins.get(("dashboards", key), bundle.root / "databricks.yml")
-        where = f"{bundle.rel(origin)}: resources.dashboards.{key}"
-        check_warehouse(bundle, where, (raw_items.get(key) or {}).get("warehouse_id"), spec.get("warehouse_id"),
-                        target, problems)
+    for key, origin, where, spec in warehouse_resources(bundle, merged, raw, "dashboards", target, problems):
         file_path = spec.get("file_path")
         if not file_path:
             problems.append(f"{where}.file_path: missing. Fix: point it at the dashboard's {DASHBOARD_SUFFIX} file, "
@@ -1051,14 +1059,7 @@ def check_alerts(bundle: Bundle, merged: dict[str, Any], raw: dict[str, Any], ta
     written = target_tables(bundle, merged, target)
     variables = bundle.variables.get(target, {})
     qualified = {f"{variables.get('catalog')}.{PROJECT_SCHEMA_REF}", f"{variables.get('catalog')}.{variables.get('schema')}"}
-    raw_items = (raw.get("resources") or {}).get("alerts") or {}
-    for key, spec in ((merged.get("resources") or {}).get("alerts") or {}).items():
-        if not isinstance(spec, dict):
-            continue
-        origin = bundle.origins.get(("alerts", key), bundle.root / "databricks.yml")
-        where = f"{bundle.rel(origin)}: resources.alerts.{key}"
-        check_warehouse(bundle, where, (raw_items.get(key) or {}).get("warehouse_id"), spec.get("warehouse_id"),
-                        target, problems)
+    for _, _, where, spec in warehouse_resources(bundle, merged, raw, "alerts", target, problems):
         query = spec.get("query_text")
         if not isinstance(query, str):
             continue
