@@ -184,7 +184,9 @@ class Served:
 
 
 def serving(project: Path) -> dict[str, Any]:
-    """Canary with a rollback and a promotion while serving, then shadow; what each step saw."""
+    """Canary across a promotion and a rollback while serving, then shadow; what each step saw.  Version 1
+    is promoted back over 2, so 2 stays @challenger without having been rolled back from @champion (a
+    rolled-back version is never served again)."""
     inference = next(project.glob(".local/warehouse/*/*/inference_log"))
     scored = DeltaTable(str(inference)).to_pandas()
     outputs = ["prediction", "probability", "label", "model_name", "model_version", "model_alias", "scored_at",
@@ -195,13 +197,13 @@ def serving(project: Path) -> dict[str, Any]:
     with Served(project) as served:
         seen["start"] = served.version()
         seen["champion_only"] = served.answered_by(records, 20)
-        seen["rollback"] = cli(project, "rollback", "--reason", "lifecycle test")
-        seen["after_rollback"] = served.wait_for("1")
+        seen["promote"] = cli(project, "promote", "--version", "1", "--reason", "lifecycle test")
+        seen["after_promote"] = served.wait_for("1")
         seen["canary"] = served.answered_by(records, 200)
-        seen["promote"] = cli(project, "promote", "--version", "2", "--reason", "lifecycle test")
-        seen["after_promote"] = served.wait_for("2")
-        seen["promoted_only"] = served.answered_by(records, 20)
-    seen["rollback_again"] = cli(project, "rollback", "--reason", "shadow test")
+        seen["rollback"] = cli(project, "rollback", "--reason", "lifecycle test")
+        seen["after_rollback"] = served.wait_for("2")
+        seen["rolled_back_only"] = served.answered_by(records, 20)
+    seen["promote_again"] = cli(project, "promote", "--version", "1", "--reason", "shadow test")
     set_serving(project, mode="shadow")
     with Served(project) as served:
         seen["shadow_start"] = served.version()
@@ -311,18 +313,19 @@ def test_serve_routes_the_canary_share_and_follows_promotion_and_rollback_withou
     seen = runs["default"]["serving"]
     assert seen["start"] == {**seen["start"], "champion": "2", "challenger": None, "mode": "canary"}
     assert set(seen["champion_only"]) == {"champion:2"}  # no challenger apart from the champion: no canary
-    assert seen["rollback"][0] == 0, seen["rollback"][2]
-    assert seen["after_rollback"] == {**seen["after_rollback"], "champion": "1", "challenger": "2"}
+    assert seen["promote"][0] == 0, seen["promote"][2]
+    assert seen["after_promote"] == {**seen["after_promote"], "champion": "1", "challenger": "2"}
     to_challenger, count = seen["canary"].count("challenger:2"), len(seen["canary"])
     assert to_challenger + seen["canary"].count("champion:1") == count
     assert abs(to_challenger - count / 2) <= 4 * math.sqrt(count / 4), (to_challenger, count)
-    assert seen["promote"][0] == 0, seen["promote"][2]
-    assert seen["after_promote"]["champion"] == "2" and set(seen["promoted_only"]) == {"champion:2"}
+    assert seen["rollback"][0] == 0, seen["rollback"][2]
+    assert seen["after_rollback"] == {**seen["after_rollback"], "champion": "2", "challenger": None}
+    assert set(seen["rolled_back_only"]) == {"champion:2"}
 
 
 def test_serve_in_shadow_mode_logs_the_challenger_and_never_returns_it(runs):
     seen = runs["default"]["serving"]
-    assert seen["rollback_again"][0] == 0, seen["rollback_again"][2]
+    assert seen["promote_again"][0] == 0, seen["promote_again"][2]
     assert seen["shadow_start"] == {**seen["shadow_start"], "champion": "1", "challenger": "2", "mode": "shadow"}
     assert set(seen["shadow"]) == {"champion:1"}
     log = seen["log"]

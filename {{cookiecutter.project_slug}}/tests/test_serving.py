@@ -189,6 +189,12 @@ def test_promotion_and_rollback_change_what_is_served_without_a_restart(store: L
             client.set_registered_model_alias(NAME, "champion", "1")
             assert wait_for(server, "1")["challenger"] == "2"
             assert probabilities(server.predict(RECORDS)) == [PROBABILITY["1"]] * len(INPUT)
+            # A rollback from 2 (recorded in the audit trail) keeps 2 out of the canary and the shadow.
+            registry.set_alias(client, NAME, "champion", "2", "promote: trial", "ci")
+            wait_for(server, "2")
+            registry.set_alias(client, NAME, "champion", "1", "rollback: worse live", "oncall")
+            assert wait_for(server, "1")["challenger"] is None
+            assert {server.predict(RECORDS).headers[SERVED_BY] for _ in range(5)} == {"champion:1"}
         finally:
             client.set_registered_model_alias(NAME, "champion", "1")
 

@@ -289,7 +289,7 @@ def _serve(args: argparse.Namespace, root: Path) -> int:
     rt = _offline_runtime(args, root, target)
     rt.configure_mlflow()
     _tool("serve").serve(rt.model_name(args.model_name or project.model_name), project.serving,
-                         rt.path(SERVING_LOG_TABLE), args.host, args.port)
+                         rt.path(SERVING_LOG_TABLE), args.host, args.port, location=rt.model_location)
     return 0
 
 

@@ -48,6 +48,8 @@ BASELINE_TABLE = "monitoring_baseline_input"
 INFERENCE_TABLE = "inference_log"
 # Every request the local real-time router answered, with the shadow answer it did not return.
 SERVING_LOG_TABLE = "serving_log"
+# Tables only a local run writes (on Databricks the endpoint's AI gateway inference table stands in).
+LOCAL_ONLY_TABLES = (SERVING_LOG_TABLE,)
 DRIFT_TABLE = "drift_metrics"
 # One row per registered model version: aliases, metrics, training data versions, library versions,
 # the alias audit trail and when it last scored (the inventory stage rewrites it).

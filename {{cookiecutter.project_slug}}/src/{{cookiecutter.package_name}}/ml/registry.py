@@ -242,6 +242,27 @@ def rollback(name: str, who: str, why: str, to: str | None = None) -> dict[str, 
     return {"model": name, "champion": str(target.version), "rolled_back": str(current.version)}
 
 
+def served_versions(client: Any, name: str) -> tuple[str | None, str | None]:
+    """(@champion's version, the @challenger to serve or shadow-score beside it), from one registry read.
+    A challenger that is the champion (promoted, the alias not moved yet) or that was rolled back from
+    @champion is not served: None.  A model not registered yet has neither; other registry errors
+    propagate, so a caller keeps what it serves instead of mistaking an outage for "no challenger"."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None, None
+        raise
+    aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
+    champion_version, challenger = aliases.get("champion"), aliases.get("challenger")
+    history = json.loads((model.tags or {}).get("alias_history", "[]"))
+    if challenger is not None and (challenger == champion_version or challenger in rolled_back_versions(history)):
+        challenger = None
+    return champion_version, challenger
+
+
 def champion(rt: Runtime, name: str) -> Any:
     """The ``@champion`` version; fails with what to do when there is none yet."""
     rt.configure_mlflow()

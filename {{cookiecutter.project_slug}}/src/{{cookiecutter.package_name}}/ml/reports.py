@@ -20,7 +20,8 @@ from .naive import FROM_HISTORY, NaiveBaseline
 from .scoring import prepare_features
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (files only, no display), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,7 +33,7 @@ def _pyplot() -> Any:
 def model_plots(model: FittedModel) -> dict[str, Any]:
     from sklearn import metrics
 
-    plt = _pyplot()
+    plt = pyplot()
     figures = {}
     truth = model.valid_frame[LABEL].to_numpy(dtype=float)
     importance = model.estimator.feature_importance(
@@ -78,7 +79,7 @@ def shap_summary_chart(explanation: Explanation, problem_type: str) -> Any:
     """The SHAP summary: per strong feature, one dot per row (a sample of the explained rows) at its
     contribution, coloured by the feature's value (low blue to high red; grey where it is categorical
     or missing)."""
-    plt = _pyplot()
+    plt = pyplot()
     features = list(explanation.importance.head(TOP_FEATURES).index)[::-1]
     rng = np.random.default_rng(0)
     rows = len(explanation.contributions)
@@ -189,7 +190,7 @@ def with_section(card: str, lines: list[str], before: str = "## Limitations") ->
 
 def psi_chart(results: list[ColumnDrift], threshold: float, title: str, path: Path) -> str:
     """A bar per column, red where PSI breaches the threshold, saved as a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     ordered = sorted(results, key=lambda r: r.psi)
     fig, ax = plt.subplots(figsize=(8, max(3, 0.32 * len(ordered))))
     ax.barh([r.column for r in ordered], [r.psi for r in ordered],
@@ -206,12 +207,12 @@ def psi_chart(results: list[ColumnDrift], threshold: float, title: str, path: Pa
 
 def release_figure(figure: Any) -> None:
     """Close a figure once it is logged: pyplot keeps every open figure until it is closed."""
-    _pyplot().close(figure)
+    pyplot().close(figure)
 
 
 def segment_chart(per_segment: dict[str, dict[str, float]], metric: str) -> Any:
     """Validation ``metric`` per segment, one bar each."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, max(3, 0.35 * len(per_segment))))
     ax.barh(list(per_segment), [per_segment[s][metric] for s in per_segment], color="#2ca02c")
     ax.set_title(f"Validation {metric} per segment")

@@ -29,7 +29,6 @@ tags of ``databricks.yml`` ``presets.tags``, the ones every job carries, plus ``
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 
 from databricks.sdk.service.serving import (
@@ -47,7 +46,7 @@ from databricks.sdk.service.serving import (
 
 from ..config import ServingConfig, bundle_tags
 from ..context import RunContext, StageOutput
-from ..ml.registry import alias_version, mlflow_client, rolled_back_versions
+from ..ml.registry import mlflow_client, served_versions
 from ..runtime import Runtime, ServingEndpoint
 
 # This module's stages and their positions in `run all` (see pipeline.py).
@@ -112,19 +111,11 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     rt.configure_mlflow()
     registry = mlflow_client()
     name = ctx.model_name
-    champion = alias_version(registry, name, "champion")
+    champion, challenger = served_versions(registry, name)
     if champion is None:
         return StageOutput(details={"skipped": NO_CHAMPION})
-    challenger = alias_version(registry, name, "challenger")
-    if challenger is not None:
-        history = json.loads(registry.get_registered_model(name).tags.get("alias_history", "[]"))
-        if str(challenger.version) in rolled_back_versions(history):
-            ctx.log(f"  deploy_serving: @challenger (version {challenger.version}) was rolled back; not served")
-            challenger = None
     endpoint = endpoint_spec(serving, model=name, catalog=rt.catalog, schema=rt.schema, target=rt.target,
-                             champion=str(champion.version),
-                             challenger=None if challenger is None else str(challenger.version),
-                             tags=bundle_tags(ctx.root, rt.target))
+                             champion=champion, challenger=challenger, tags=bundle_tags(ctx.root, rt.target))
     ctx.log(f"  deploy_serving: {endpoint.name} ({serving.mode}): {traffic(endpoint)}")
     result = rt.deploy_serving_endpoint(endpoint)
     ctx.log(f"  deploy_serving: {endpoint.name}: {result.get('action')}")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -69,7 +70,7 @@ def shadow_comparison(scored: DataFrame, keys: list[str], timestamp: str, champi
     """@champion against the latest @challenger that shadow-scored the same rows of one period, on the rows
     whose label is known; None when there is no shadow or too few labels to compare."""
     outputs = SCORE_COLUMNS[problem_type]
-    shadow = scored.where(F.col("model_alias") == "challenger")
+    shadow = scored.where((F.col("model_alias") == "challenger") & (F.col("model_version") != champion_version))
     latest = shadow.orderBy(F.col("scored_at").desc()).select("model_version").first()
     if latest is None:
         return None
@@ -89,14 +90,23 @@ def shadow_comparison(scored: DataFrame, keys: list[str], timestamp: str, champi
             "rows": len(both), "no_worse": check["passed"]}
 
 
-def _period_step(period: Any) -> int:
-    """A period as an MLflow metric step: days since 1970 (one verdict per period)."""
-    return int(datetime.fromisoformat(str(period)).replace(tzinfo=UTC).timestamp() // 86_400)
+def period_step(period: Any) -> int:
+    """A period as an MLflow metric step, in the period's own order (one verdict per period): a whole
+    number as it is, a date or time as seconds since 1970."""
+    if isinstance(period, int) and not isinstance(period, bool):
+        return period
+    try:
+        return int(pd.Timestamp(str(period)).timestamp())
+    except ValueError as exc:
+        raise StageFailure(f"the scored period {period!r} is neither a whole number nor a date or time, so shadow "
+                           "batches cannot be counted in order. Fix: give gold.timestamp a date, timestamp or "
+                           "integer type in the contract, or set inference.score_challenger: false") from exc
 
 
 def record_shadow(rt: Runtime, ctx: RunContext, period: Any, champion_version: str,
                   comparison: dict[str, Any]) -> None:
     """The verdict in ``shadow_comparisons`` (a rerun replaces it) and in the challenger's run."""
+    step = period_step(period)  # before anything is written: a period it cannot order fails cleanly
     tolerance = float(ctx.project.validation.champion_tolerance)
     now = datetime.now(UTC).replace(tzinfo=None)
     row = (ctx.run_id, ctx.model_name, str(period), champion_version, comparison["challenger_version"],
@@ -106,7 +116,7 @@ def record_shadow(rt: Runtime, ctx: RunContext, period: Any, champion_version: s
         [(comparison["challenger_version"], str(period))], "challenger_version string, period string"))
     client = mlflow_client()
     challenger = client.get_model_version(ctx.model_name, comparison["challenger_version"])
-    client.log_metric(challenger.run_id, SHADOW_METRIC, float(comparison["no_worse"]), step=_period_step(period))
+    client.log_metric(challenger.run_id, SHADOW_METRIC, float(comparison["no_worse"]), step=step)
 
 
 def run(rt: Runtime, ctx: RunContext) -> StageOutput:

@@ -791,7 +791,7 @@ def project_tables(root: Path, problems: list[str]) -> dict[str, str]:
     """Tables the pipeline writes, each with where its name is declared: names.py (``*_TABLE``) and
     each contract's medallion tables (conf/contracts)."""
     written = {str(value): "names.py" for key, value in vars(names).items()
-               if key.endswith("_TABLE") and isinstance(value, str)}
+               if key.endswith("_TABLE") and isinstance(value, str) and value not in names.LOCAL_ONLY_TABLES}
     try:
         contracts = load_contracts(root)
     except (ConfigError, OSError) as exc:

@@ -36,6 +36,7 @@ from ..contract import load_contracts
 from ..data.quality import FAILED
 from ..ml.metrics import HIGHER_IS_BETTER, MAIN_METRIC
 from ..ml.registry import mlflow_client
+from ..ml.reports import pyplot
 from ..names import (
     BATCH,
     DRIFT_TABLE,
@@ -189,15 +190,6 @@ def render_html(report: Report) -> str:
 # --- charts ------------------------------------------------------------------------------------
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plain(text: Any) -> str:
     """A label matplotlib shows as written (a ``$`` would start mathtext)."""
     return str(text).replace("$", r"\$")
@@ -206,7 +198,7 @@ def _plain(text: Any) -> str:
 def svg_chart(fig: Any, chart_id: str, title: str) -> str:
     """``fig`` as inline SVG markup with ``chart_id``, a ``<title>`` and ids of its own: matplotlib
     numbers the elements of every figure alike (``figure_1``), and one page holds several."""
-    plt = _pyplot()
+    plt = pyplot()
     buffer = io.StringIO()
     with plt.rc_context({"svg.fonttype": "none"}):  # text stays text: smaller, selectable, searchable
         fig.savefig(buffer, format="svg", metadata={"Date": None})
@@ -232,7 +224,7 @@ def psi_over_time(psi: pd.DataFrame, chart_id: str = "chart-psi") -> Chart:
     title = f"PSI per scored period: the {TOP_PSI_COLUMNS} columns with the highest PSI"
     if psi.empty:
         return Chart(chart_id, title, None, "The monitor stage writes PSI once a period has been scored.")
-    plt = _pyplot()
+    plt = pyplot()
     periods = sorted(psi["period"].unique())
     top = psi.groupby("name")["value"].max().sort_values(ascending=False).head(TOP_PSI_COLUMNS).index
     fig, ax = plt.subplots(figsize=(9, 4.2))
@@ -255,7 +247,7 @@ def performance_over_time(perf: pd.DataFrame, chart_id: str = "chart-performance
     title = "Performance on labelled rows per scored period"
     if perf.empty:
         return Chart(chart_id, title, None, "Performance appears once scored rows have labels (the monitor stage).")
-    plt = _pyplot()
+    plt = pyplot()
     periods = sorted(perf["period"].unique())
     metrics = list(dict.fromkeys(perf["name"]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(min(4 * len(metrics), 14), 3.4), squeeze=False)
@@ -281,7 +273,7 @@ def versions_chart(versions: pd.DataFrame, metric: str, champion: str | None,
     column = f"metric_{metric}"
     if versions.empty or column not in versions or versions[column].isna().all():
         return Chart(chart_id, title, None, "No registered version has this metric yet (the train stage logs it).")
-    plt = _pyplot()
+    plt = pyplot()
     shown = versions.dropna(subset=[column]).sort_values("version", key=lambda s: s.astype(int))
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(shown) + 2), 3.2))
     colours = ["#1b6e2a" if str(v) == champion else "#7a8fa6" for v in shown["version"]]
@@ -296,7 +288,7 @@ def quarantine_chart(reasons: pd.DataFrame, chart_id: str = "chart-quarantine") 
     title = "Quarantined rows by failed expectation (all batches)"
     if reasons.empty:
         return Chart(chart_id, title, None, "No row has been quarantined.")
-    plt = _pyplot()
+    plt = pyplot()
     shown = reasons.sort_values("rows")
     labels = [_plain(f"{s}: {r}" if reasons["source"].nunique() > 1 else r)
               for s, r in zip(shown["source"], shown["reason"], strict=True)]
@@ -395,7 +387,9 @@ def registry_view(rt: Runtime, model: str) -> tuple[pd.DataFrame, dict[str, str]
     aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items()}
     history = json.loads(registered.tags.get("alias_history") or "[]")
     rows = []
-    for version in sorted(versions, key=lambda v: -int(v.version))[:MAX_VERSIONS]:
+    for found in sorted(versions, key=lambda v: -int(v.version))[:MAX_VERSIONS]:
+        # A search result's tags are not a mapping on every registry (Unity Catalog): read the version itself.
+        version = client.get_model_version(model, str(found.version))
         tags = version.tags or {}
         rows.append({"version": str(version.version),
                      "aliases": ", ".join(sorted(a for a, v in aliases.items() if v == str(version.version))),

@@ -19,6 +19,7 @@ the function behind MLflow's server.  The router adds what a Databricks endpoint
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import sys
@@ -42,7 +43,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
 
 from ..config import ServingConfig
-from ..ml.registry import RegistryError, alias_version, mlflow_client
+from ..ml.registry import RegistryError, mlflow_client, served_versions
 
 # One row per request: what came in, who answered, and the shadow answer that was not returned.
 SERVING_LOG_SCHEMA = pa.schema([
@@ -68,8 +69,10 @@ class ServedModel:
         return self.model.metadata.get_input_schema()
 
 
-def load_version(name: str, version: str) -> Any:
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+def load_version(name: str, version: str, location: Callable[[str, str], str] | None = None) -> Any:
+    """A version through MLflow's pyfunc loader, from ``location(name, version)`` when given (the runtime's
+    cached local copy), else from the registry."""
+    return mlflow.pyfunc.load_model(location(name, version) if location else f"models:/{name}/{version}")
 
 
 class Router:
@@ -84,27 +87,24 @@ class Router:
         self.challenger: ServedModel | None = None
         self.refreshed_at: str | None = None
 
-    def _model(self, alias: str, current: ServedModel | None, client: Any) -> ServedModel | None:
-        found = alias_version(client, self.name, alias)
-        if found is None:
-            return None
-        version = str(found.version)
-        if current is not None and current.version == version:
-            return current
-        return ServedModel(alias, version, self._load(self.name, version))  # loaded before it is swapped in
+    def _served(self, alias: str, version: str) -> ServedModel:
+        """The version as ``alias``, reusing a model already loaded (a promoted challenger is not loaded
+        again); a new one is loaded before it is swapped in."""
+        loaded = {m.version: m.model for m in (self.champion, self.challenger) if m is not None}
+        return ServedModel(alias, version, loaded[version] if version in loaded else self._load(self.name, version))
 
     def refresh(self) -> bool:
-        """Re-read ``@champion`` and ``@challenger``; load what changed.  True when the served set changed."""
-        client = mlflow_client()
-        champion = self._model("champion", self.champion, client)
-        if champion is None:
+        """Re-read ``@champion`` and ``@challenger`` (one registry call; an error keeps what is served); load
+        what changed.  True when the served set changed."""
+        champion_version, challenger_version = served_versions(mlflow_client(), self.name)
+        if champion_version is None:
             raise RegistryError(f"{self.name} has no @champion. Fix: run `run all --target local` (or promote a "
-                              "validated version) before serving")
-        challenger = self._model("challenger", self.challenger, client)
-        if challenger is not None and challenger.version == champion.version:
-            challenger = None  # a promoted challenger keeps its alias until the next one replaces it
+                                "validated version) before serving")
+        champion = self._served("champion", champion_version)
+        challenger = self._served("challenger", challenger_version) if challenger_version else None
         with self._lock:
-            changed = (champion, challenger) != (self.champion, self.challenger)
+            changed = (champion.version, challenger and challenger.version) != (
+                self.champion and self.champion.version, self.challenger and self.challenger.version)
             self.champion, self.challenger = champion, challenger
             self.refreshed_at = datetime.now(UTC).isoformat(timespec="seconds")
         return changed
@@ -265,9 +265,11 @@ def build_app(router: Router, serving_log: ServingLog,
     return app
 
 
-def serve(name: str, settings: ServingConfig, log_path: Path, host: str, port: int) -> None:
-    """Load ``@champion`` (and ``@challenger``), then serve until interrupted."""
-    router = Router(name, settings)
+def serve(name: str, settings: ServingConfig, log_path: Path, host: str, port: int,
+          location: Callable[[str, str], str] | None = None) -> None:
+    """Load ``@champion`` (and ``@challenger``) from ``location`` (see ``load_version``), then serve until
+    interrupted."""
+    router = Router(name, settings, load=functools.partial(load_version, location=location))
     router.refresh()
     print(f"serving {json.dumps(router.describe())} on http://{host}:{port} (POST /invocations, GET /version); "
           f"requests are logged to {log_path}", file=sys.stderr, flush=True)
