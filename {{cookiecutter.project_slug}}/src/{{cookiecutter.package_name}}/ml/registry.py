@@ -27,6 +27,15 @@ class RegistryError(StageFailure):
     """A registry action that is not allowed; the message says why and what to do."""
 
 
+class ShadowShortfall(RegistryError):
+    """The version has not yet been no worse than @champion on enough shadow batches: ``shortfall`` says
+    how far it is (``shadow_shortfall``), the message adds the fix."""
+
+    def __init__(self, shortfall: str, message: str) -> None:
+        super().__init__(message, {"shortfall": shortfall})
+        self.shortfall = shortfall
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -185,8 +194,8 @@ def promote(name: str, version: str | None, who: str, why: str, min_shadow_batch
     if previous is not None and str(previous.version) != str(version):
         shortfall = shadow_shortfall(client, name, current, min_shadow_batches)
         if shortfall:
-            raise RegistryError(f"{shortfall}. Fix: let score and monitor compare it on more labelled batches, or "
-                                "lower inference.min_shadow_batches in conf/project.yml")
+            raise ShadowShortfall(shortfall, f"{shortfall}. Fix: let score and monitor compare it on more labelled "
+                                  "batches, or lower inference.min_shadow_batches in conf/project.yml")
     set_alias(client, name, "champion", version, why, who)
     return {"model": name, "champion": str(version), "previous": str(previous.version) if previous else None}
 

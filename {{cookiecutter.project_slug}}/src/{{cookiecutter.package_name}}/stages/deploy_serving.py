@@ -31,19 +31,6 @@ from __future__ import annotations
 import hashlib
 import re
 
-from databricks.sdk.service.serving import (
-    AiGatewayConfig,
-    AiGatewayInferenceTableConfig,
-    AiGatewayRateLimit,
-    AiGatewayRateLimitKey,
-    AiGatewayRateLimitRenewalPeriod,
-    EndpointCoreConfigInput,
-    EndpointTag,
-    Route,
-    ServedEntityInput,
-    TrafficConfig,
-)
-
 from ..config import ServingConfig, bundle_tags
 from ..context import RunContext, StageOutput
 from ..ml.registry import mlflow_client, served_versions
@@ -71,6 +58,20 @@ def endpoint_spec(serving: ServingConfig, *, model: str, catalog: str, schema: s
     """The endpoint for ``model`` (its name in the registry) serving version ``champion``, and
     ``challenger`` by ``serving.mode`` when it is another version; inference table in
     ``catalog.schema``; scale to zero when ``target`` is one of ``serving.scale_to_zero_targets``."""
+    # Imported here: databricks-sdk takes about a second to import, and a run with no champion yet never needs it.
+    from databricks.sdk.service.serving import (
+        AiGatewayConfig,
+        AiGatewayInferenceTableConfig,
+        AiGatewayRateLimit,
+        AiGatewayRateLimitKey,
+        AiGatewayRateLimitRenewalPeriod,
+        EndpointCoreConfigInput,
+        EndpointTag,
+        Route,
+        ServedEntityInput,
+        TrafficConfig,
+    )
+
     short = model.rsplit(".", 1)[-1]
     scale_to_zero = target in serving.scale_to_zero_targets
 

@@ -130,8 +130,9 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     fill_labels(rt, keys, timestamp, contract.gold_table, project.problem_type)
     period, version_number = _latest_scored(rt, timestamp)
     version = mlflow_client().get_model_version(name, version_number)
-    batch = rt.read(INFERENCE_TABLE).where((F.col(timestamp) == F.lit(period)) & (F.col("model_alias") == "champion")
-                                           & (F.col("model_version") == version_number))
+    # The period's rows, every alias (the shadow comparison needs them); drift and performance judge @champion's.
+    scored = rt.read(INFERENCE_TABLE).where(F.col(timestamp) == F.lit(period))
+    batch = scored.where((F.col("model_alias") == "champion") & (F.col("model_version") == version_number))
     ctx.log(f"  monitor: PSI of {timestamp} {period} scored by version {version_number} against its baseline")
     min_rows = int(settings["min_rows"])
     results = drift(batch, load_baseline(version), threshold, min_rows)
@@ -148,7 +149,6 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
     frame = rt.spark.createDataFrame(rows, DRIFT_SCHEMA)
     rt.replace_matching(frame, DRIFT_TABLE, rt.spark.createDataFrame([(str(version_number), str(period))],
                                                                       "model_version string, period string"))
-    scored = rt.read(INFERENCE_TABLE).where(F.col(timestamp) == F.lit(period))
     comparison = shadow_comparison(scored, keys, timestamp, version_number, project.problem_type,
                                    float(project.validation.champion_tolerance))
     tables = [DRIFT_TABLE]

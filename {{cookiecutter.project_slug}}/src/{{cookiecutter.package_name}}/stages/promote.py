@@ -11,7 +11,7 @@ unapproved version stops here with what to do.
 from __future__ import annotations
 
 from ..context import RunContext, StageOutput
-from ..ml.registry import RegistryError, alias_version, approve, mlflow_client, promote, shadow_shortfall
+from ..ml.registry import RegistryError, ShadowShortfall, alias_version, approve, mlflow_client, promote
 from ..names import PACKAGE
 from ..runtime import Runtime
 
@@ -43,12 +43,12 @@ def run(rt: Runtime, ctx: RunContext) -> StageOutput:
                 f"the model-version tag approval=approved (python -m {PACKAGE} approve --version "
                 f"{version.version} --reason ...), then repair this run", {"model": name, "version": version.version})
         approve(name, str(version.version), "pipeline", f"auto_approve on target {rt.target} (conf/targets.yml)")
-    shadow_batches = int(ctx.project.inference["min_shadow_batches"])
-    if champion is not None and (waiting := shadow_shortfall(registry, name, version, shadow_batches)):
+    try:
+        result = promote(name, str(version.version), "pipeline", f"passed validation in run {ctx.run_id}",
+                         int(ctx.project.inference["min_shadow_batches"]))
+    except ShadowShortfall as waiting:
         return StageOutput(details={"model": name, "version": str(version.version), "promoted": False,
-                                    "reason": f"{waiting}; it stays @challenger and score shadow-scores it. "
+                                    "reason": f"{waiting.shortfall}; it stays @challenger and score shadow-scores it. "
                                               f"Promote it once the evidence is there: python -m {PACKAGE} promote "
                                               "--reason ..."})
-    result = promote(name, str(version.version), "pipeline", f"passed validation in run {ctx.run_id}",
-                     shadow_batches)
     return StageOutput(details={**result, "promoted": True})

@@ -219,6 +219,15 @@ def _period_axis(ax: Any, periods: Sequence[str]) -> None:
     ax.set_xlim(-0.5, len(periods) - 0.5)
 
 
+def bound_line(ax: Any, thresholds: pd.Series, labelled: bool = False) -> None:
+    """The latest of ``thresholds`` (a bound, or the PSI threshold) as a dashed red line; none when unset."""
+    bound = thresholds.dropna()
+    if not bound.empty:
+        value = float(bound.iloc[-1])
+        ax.axhline(value, color="#b00020", linestyle="--", linewidth=1,
+                   **({"label": f"threshold {value:g}"} if labelled else {}))
+
+
 def psi_over_time(psi: pd.DataFrame, chart_id: str = "chart-psi") -> Chart:
     """PSI per period of the columns that drifted most (latest value per period and column)."""
     title = f"PSI per scored period: the {TOP_PSI_COLUMNS} columns with the highest PSI"
@@ -231,10 +240,7 @@ def psi_over_time(psi: pd.DataFrame, chart_id: str = "chart-psi") -> Chart:
     for column in top:
         series = psi[psi["name"] == column].set_index("period")["value"]
         ax.plot([periods.index(p) for p in series.index], series.to_numpy(), marker="o", label=_plain(column))
-    threshold = psi["threshold"].dropna()
-    if not threshold.empty:
-        ax.axhline(float(threshold.iloc[-1]), color="#b00020", linestyle="--", linewidth=1,
-                   label=f"threshold {float(threshold.iloc[-1]):g}")
+    bound_line(ax, psi["threshold"], labelled=True)
     _period_axis(ax, periods)
     ax.set(ylabel="PSI against the version's baseline", title=_plain(title))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
@@ -257,9 +263,7 @@ def performance_over_time(perf: pd.DataFrame, chart_id: str = "chart-performance
         ax.plot(xs, rows["value"].to_numpy(), marker="o", color="#17324d")
         for x, y, version in zip(xs, rows["value"], rows["model_version"], strict=True):
             ax.annotate(f"v{version}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
-        bound = rows["threshold"].dropna()
-        if not bound.empty:
-            ax.axhline(float(bound.iloc[-1]), color="#b00020", linestyle="--", linewidth=1)
+        bound_line(ax, rows["threshold"])
         _period_axis(ax, periods)
         ax.set_title(_plain(metric), fontsize=10)
     fig.suptitle(title, fontsize=11)
